@@ -1,0 +1,1 @@
+"""CPU implementations; importing this package registers them with the tuner."""

@@ -1,0 +1,95 @@
+"""Registry of implementations: op name -> registered candidates.
+
+Generic: a problem is any object with `key()`; `applies` is a pure predicate on it.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Impl:
+    op: str
+    name: str
+    fn: Callable
+    applies: Callable[[Any], Any]
+    configs: Any = ({},)            # a list of dicts, or a callable problem -> list of dicts
+    sync: Callable | None = None    # called before every clock read (e.g. CUDA synchronize)
+    tolerance: float = 1e-4         # max error relative to the output's largest magnitude
+    priority: int = 0               # higher first when nothing is measured (mode `off`)
+    source_hash: str = field(default="", compare=False)
+
+    def check(self, problem) -> tuple[bool, str]:
+        """(applies, reason). `applies` returns True, or False / a string saying why not."""
+        try:
+            verdict = self.applies(problem)
+        except Exception as e:  # a broken predicate must not take the layer down
+            return False, f"applies() raised {type(e).__name__}: {e}"
+        if verdict is True:
+            return True, ""
+        return False, verdict if isinstance(verdict, str) and verdict else "not applicable"
+
+    def configs_for(self, problem) -> list[dict]:
+        cfgs = self.configs(problem) if callable(self.configs) else self.configs
+        return [dict(c) for c in cfgs] or [{}]
+
+
+def _source_hash(fn) -> str:
+    """Hash of the module that defines fn: editing a kernel re-tunes only its rows."""
+    try:
+        src = inspect.getsource(inspect.getmodule(fn))
+    except (OSError, TypeError):
+        src = getattr(fn, "__qualname__", repr(fn))
+    return hashlib.sha256(src.encode()).hexdigest()[:16]
+
+
+class Registry:
+    def __init__(self):
+        self._impls: dict[str, dict[str, Impl]] = {}
+
+    def add(self, impl: Impl) -> Impl:
+        ops = self._impls.setdefault(impl.op, {})
+        if impl.name in ops and ops[impl.name].fn is not impl.fn:
+            raise ValueError(f"register: an implementation named {impl.name!r} is already "
+                             f"registered for op {impl.op!r}")
+        ops[impl.name] = impl
+        return impl
+
+    def ops(self) -> list[str]:
+        return sorted(self._impls)
+
+    def impls(self, op: str) -> list[Impl]:
+        return sorted(self._impls.get(op, {}).values(), key=lambda i: (-i.priority, i.name))
+
+    def get(self, op: str, name: str) -> Impl:
+        try:
+            return self._impls[op][name]
+        except KeyError:
+            known = sorted(self._impls.get(op, {}))
+            raise KeyError(f"no implementation {name!r} for op {op!r}; known: {known}") from None
+
+    def candidates(self, op: str, problem) -> list[tuple[Impl, dict]]:
+        """Applicable (impl, config) pairs, highest priority first."""
+        out = []
+        for impl in self.impls(op):
+            ok, _ = impl.check(problem)
+            if ok:
+                out.extend((impl, cfg) for cfg in impl.configs_for(problem))
+        return out
+
+
+registry = Registry()
+
+
+def register(op: str, name: str, *, applies: Callable | None = None, configs=({},),
+             sync: Callable | None = None, tolerance: float = 1e-4, priority: int = 0):
+    """Decorator: register `fn(*arrays, problem, **config)` as a candidate for `op`."""
+    def deco(fn):
+        registry.add(Impl(op=op, name=name, fn=fn, applies=applies or (lambda p: True),
+                          configs=configs, sync=sync, tolerance=tolerance, priority=priority,
+                          source_hash=_source_hash(fn)))
+        return fn
+    return deco

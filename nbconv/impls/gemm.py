@@ -1,0 +1,232 @@
+"""im2col + BLAS GEMM convolution (ranks 1-3, both layouts, groups) and 1x1 convolution as one GEMM.
+
+The im2col workspace is tiled over output rows (n, od, oh) under a byte cap, so a large image
+never lowers all at once: `im2col_plan` gives the tiling and the peak extra memory. Padding is
+done while lowering (out-of-bounds taps are written as zeros), so the input is never copied.
+BLAS is called from serial Numba code and uses all of its threads (nbconv.threads policy).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from tuner.registry import register
+
+from ..spec import Problem
+
+
+@njit(cache=True)
+def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
+                 od_, oh_, ow_, tile_rows):
+    """x (N,D,H,W,C); wg (G, K*Cg, Fg); y2 (N*OD*OH*OW, F). Returns the number of tiles."""
+    n_, d_, h_, w_, c_ = x.shape
+    g_, kc, fg = wg.shape
+    cg = c_ // g_
+    rows = n_ * od_ * oh_
+    col = np.empty((tile_rows * ow_, kc), x.dtype)
+    tmp = np.empty((tile_rows * ow_, fg), x.dtype)
+    tiles = 0
+    for r0 in range(0, rows, tile_rows):
+        r1 = min(rows, r0 + tile_rows)
+        pix = (r1 - r0) * ow_
+        for g in range(g_):
+            c0 = g * cg
+            for r in range(r0, r1):
+                n = r // (od_ * oh_)
+                od = (r // oh_) % od_
+                oh = r % oh_
+                for ow in range(ow_):
+                    row = (r - r0) * ow_ + ow
+                    k = 0
+                    for a in range(kd_):
+                        i_d = od * sd - pd + a * dd
+                        for bb in range(kh_):
+                            i_h = oh * sh - ph + bb * dh
+                            for cc in range(kw_):
+                                i_w = ow * sw - pw + cc * dw
+                                if 0 <= i_d < d_ and 0 <= i_h < h_ and 0 <= i_w < w_:
+                                    for c in range(cg):
+                                        col[row, k + c] = x[n, i_d, i_h, i_w, c0 + c]
+                                else:
+                                    for c in range(cg):
+                                        col[row, k + c] = 0
+                                k += cg
+            p0 = r0 * ow_
+            if g_ == 1:
+                out = y2[p0:p0 + pix]
+                np.dot(col[:pix], wg[0], out)
+            else:
+                out = tmp[:pix]
+                np.dot(col[:pix], wg[g], out)
+                for i in range(pix):
+                    for f in range(fg):
+                        y2[p0 + i, g * fg + f] = out[i, f]
+        for i in range(r0 * ow_, r0 * ow_ + pix):
+            for f in range(y2.shape[1]):
+                y2[i, f] += b[f]
+        tiles += 1
+    return tiles
+
+
+@njit(cache=True)
+def _im2col_nchw(x, wt, b, y3, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
+                 od_, oh_, ow_, tile_rows):
+    """x (N,C,D,H,W); wt (G, Fg, Cg*K) with (c, kd, kh, kw) order; y3 (N, F, OD*OH*OW)."""
+    n_, c_, d_, h_, w_ = x.shape
+    g_, fg, kc = wt.shape
+    cg = c_ // g_
+    rows = od_ * oh_
+    tile_rows = min(tile_rows, rows)
+    col = np.empty((kc, tile_rows * ow_), x.dtype)
+    tmp = np.empty((fg, tile_rows * ow_), x.dtype)
+    tiles = 0
+    for n in range(n_):
+        for r0 in range(0, rows, tile_rows):
+            r1 = min(rows, r0 + tile_rows)
+            pix = (r1 - r0) * ow_
+            for g in range(g_):
+                k = 0
+                for c in range(cg):
+                    for a in range(kd_):
+                        for bb in range(kh_):
+                            for cc in range(kw_):
+                                for r in range(r0, r1):
+                                    i_d = (r // oh_) * sd - pd + a * dd
+                                    i_h = (r % oh_) * sh - ph + bb * dh
+                                    q = (r - r0) * ow_
+                                    if 0 <= i_d < d_ and 0 <= i_h < h_:
+                                        for ow in range(ow_):
+                                            i_w = ow * sw - pw + cc * dw
+                                            if 0 <= i_w < w_:
+                                                col[k, q + ow] = x[n, g * cg + c, i_d, i_h, i_w]
+                                            else:
+                                                col[k, q + ow] = 0
+                                    else:
+                                        for ow in range(ow_):
+                                            col[k, q + ow] = 0
+                                k += 1
+                if pix == col.shape[1]:
+                    cv = col
+                    out = tmp
+                else:
+                    cv = np.ascontiguousarray(col[:, :pix])
+                    out = np.empty((fg, pix), x.dtype)
+                np.dot(wt[g], cv, out)
+                p0 = r0 * ow_
+                for f in range(fg):
+                    bf = b[g * fg + f]
+                    for i in range(pix):
+                        y3[n, g * fg + f, p0 + i] = out[f, i] + bf
+            tiles += 1
+    return tiles
+
+
+# -- Python wrappers ---------------------------------------------------------------
+
+def _as5(p: Problem, shape):
+    """Pad a rank-1..3 spatial tuple to 3 entries (leading size-1 axes)."""
+    return (1,) * (3 - p.rank) + tuple(shape)
+
+
+def _geometry(p: Problem):
+    k = _as5(p, p.kernel)
+    s = _as5(p, p.strides)
+    d = _as5(p, p.dilation)
+    lo = (0,) * (3 - p.rank) + tuple(lo for lo, _ in p.pads)
+    o = _as5(p, p.out_spatial)
+    return k, s, d, lo, o
+
+
+def im2col_plan(p: Problem, cap_mb: float) -> dict:
+    """Tiling and peak extra memory of the im2col path under a workspace cap (MiB)."""
+    item = np.dtype(p.dtype).itemsize
+    k, _, _, _, o = _geometry(p)
+    kc = math.prod(k) * (p.in_channels // p.groups)
+    fg = p.out_channels // p.groups
+    if p.channels_last:
+        rows = p.batch * o[0] * o[1]
+    else:
+        rows = o[0] * o[1]
+    per_row = o[2] * kc * item
+    tile_rows = int(max(1, min(rows, (cap_mb * 2 ** 20) // max(per_row, 1))))
+    tiles = -(-rows // tile_rows) * (1 if p.channels_last else p.batch)
+    col = tile_rows * o[2] * kc * item
+    tmp = tile_rows * o[2] * fg * item if (p.groups > 1 or not p.channels_last) else 0
+    weights = math.prod(k) * p.in_channels * fg * item   # the re-laid-out weight copy
+    return {"tile_rows": tile_rows, "tiles": tiles, "col_bytes": col,
+            "peak_extra_bytes": col + 2 * tmp + weights}
+
+
+# Filled by the last im2col call: the plan and the tile count the kernel actually ran.
+last_run: dict = {}
+
+
+def _applies_im2col(p: Problem):
+    if p.op != "conv" or not 1 <= p.rank <= 3:
+        return "im2col: conv of rank 1-3 only"
+    return True
+
+
+@register("conv", "im2col_gemm", applies=_applies_im2col,
+          configs=[{"cap_mb": 4}, {"cap_mb": 32}, {"cap_mb": 256}], tolerance=1e-4, priority=10)
+def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
+    if not cap_mb > 0:
+        raise ValueError(f"im2col_gemm: `cap_mb` must be > 0. Received: cap_mb={cap_mb!r}")
+    k, s, d, lo, o = _geometry(p)
+    g = p.groups
+    cg, fg = p.in_channels // g, p.out_channels // g
+    plan = im2col_plan(p, cap_mb)
+    y = np.empty(p.output_shape, p.dtype)
+    if p.channels_last:
+        x5 = x.reshape(p.batch, *_as5(p, p.spatial), p.in_channels)
+        # (*k, Cg, G, Fg) -> (G, K*Cg, Fg): row order (kd, kh, kw, c) matches the lowering.
+        wg = np.ascontiguousarray(np.moveaxis(w.reshape(-1, cg, g, fg), 2, 0).reshape(g, -1, fg))
+        tiles = _im2col_nhwc(x5, wg, b, y.reshape(-1, p.out_channels), *k, *s, *d, *lo, *o,
+                             plan["tile_rows"])
+    else:
+        x5 = x.reshape(p.batch, p.in_channels, *_as5(p, p.spatial))
+        # (K, Cg, G, Fg) -> (G, Fg, Cg, K): row order (c, kd, kh, kw).
+        w4 = w.reshape(-1, cg, g, fg)
+        wt = np.ascontiguousarray(np.transpose(w4, (2, 3, 1, 0)).reshape(g, fg, -1))
+        tiles = _im2col_nchw(x5, wt, b, y.reshape(p.batch, p.out_channels, -1), *k, *s, *d, *lo,
+                             *o, plan["tile_rows"])
+    last_run.clear()
+    last_run.update(plan, tiles_run=int(tiles), key=p.key())
+    return y
+
+
+def _applies_1x1(p: Problem):
+    if p.op != "conv" or not 1 <= p.rank <= 3:
+        return "1x1: conv of rank 1-3 only"
+    if any(k != 1 for k in p.kernel):
+        return f"1x1: kernel must be all ones, got {p.kernel}"
+    if any(lo or hi for lo, hi in p.pads):
+        return "1x1: no padding"
+    if p.groups != 1:
+        return "1x1: groups == 1 only"
+    return True
+
+
+@register("conv", "gemm_1x1", applies=_applies_1x1, tolerance=1e-4, priority=30)
+def gemm_1x1(x, w, b, p: Problem):
+    """One GEMM, no lowering: a strided 1x1 reads a subsampled view (copied once, contiguous)."""
+    sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides))
+    w2 = w.reshape(p.in_channels, p.out_channels)
+    y = np.empty(p.output_shape, p.dtype)
+    if p.channels_last:
+        xs = x[(slice(None),) + sub + (slice(None),)]
+        if any(s != 1 for s in p.strides) or xs.shape != x.shape:
+            xs = np.ascontiguousarray(xs)
+        y2 = y.reshape(-1, p.out_channels)
+        np.matmul(xs.reshape(-1, p.in_channels), w2, out=y2)
+        y2 += b
+    else:
+        xs = x[(slice(None), slice(None)) + sub]
+        if xs.shape != x.shape:
+            xs = np.ascontiguousarray(xs)
+        y3 = y.reshape(p.batch, p.out_channels, -1)
+        np.matmul(np.ascontiguousarray(w2.T), xs.reshape(p.batch, p.in_channels, -1), out=y3)
+        y3 += b.reshape(1, -1, 1)
+    return y

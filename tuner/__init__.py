@@ -2,7 +2,22 @@
 
 Imports only the standard library and numpy; it knows a problem only through `key()`
 (and optional `flops()` / `bytes()`).
-"""
-from .registry import Impl, Registry, register, registry
 
-__all__ = ["Impl", "Registry", "register", "registry"]
+    register(op, name, applies=, configs=, sync=, tolerance=, priority=, estimate=)
+    registry.candidates(op, problem) -> [(Impl, config)]
+    Tuner(registry, reference=, fingerprint=, db=, settings=, make_args=)
+        .select(op, problem, arrays) -> Decision    .run(op, problem, *arrays) -> output
+        .explain(op, problem) -> dict               .records() -> [dict]
+        .using(mode=..., force=...)  (context manager)
+    TuningDB(path): SQLite, WAL; export / import_ (JSON lines), records, decisions, clear
+"""
+from .db import TuningDB, default_path
+from .measure import Measurement
+from .registry import Impl, Registry, register, registry
+from .settings import MODES, Settings
+from .stats import mann_whitney_less
+from .tuner import Decision, Tuner, config_json, fingerprint_hash, label
+
+__all__ = ["Impl", "Registry", "register", "registry", "Tuner", "Decision", "Settings", "MODES",
+           "TuningDB", "default_path", "Measurement", "mann_whitney_less", "config_json",
+           "fingerprint_hash", "label"]

@@ -19,7 +19,8 @@ class Impl:
     configs: Any = ({},)            # a list of dicts, or a callable problem -> list of dicts
     sync: Callable | None = None    # called before every clock read (e.g. CUDA synchronize)
     tolerance: float = 1e-4         # max error relative to the output's largest magnitude
-    priority: int = 0               # higher first when nothing is measured (mode `off`)
+    priority: int = 0               # higher first when nothing is measured (mode `off`), and in ties
+    estimate: Callable | None = None  # (problem, config) -> predicted cost, for mode `estimate`
     source_hash: str = field(default="", compare=False)
 
     def check(self, problem) -> tuple[bool, str]:
@@ -71,6 +72,10 @@ class Registry:
             known = sorted(self._impls.get(op, {}))
             raise KeyError(f"no implementation {name!r} for op {op!r}; known: {known}") from None
 
+    def applicability(self, op: str, problem) -> list[tuple[Impl, bool, str]]:
+        """Every impl of `op` with (applies, reason why not)."""
+        return [(impl, *impl.check(problem)) for impl in self.impls(op)]
+
     def candidates(self, op: str, problem) -> list[tuple[Impl, dict]]:
         """Applicable (impl, config) pairs, highest priority first."""
         out = []
@@ -85,11 +90,16 @@ registry = Registry()
 
 
 def register(op: str, name: str, *, applies: Callable | None = None, configs=({},),
-             sync: Callable | None = None, tolerance: float = 1e-4, priority: int = 0):
-    """Decorator: register `fn(*arrays, problem, **config)` as a candidate for `op`."""
+             sync: Callable | None = None, tolerance: float = 1e-4, priority: int = 0,
+             estimate: Callable | None = None, registry: Registry = registry):
+    """Decorator: register `fn(*arrays, problem, **config)` as a candidate for `op`.
+
+    `estimate(problem, config) -> float` is optional: a predicted cost (any unit, lower is
+    better) used by mode `estimate`. `registry` defaults to the global one (tests pass their own).
+    """
     def deco(fn):
         registry.add(Impl(op=op, name=name, fn=fn, applies=applies or (lambda p: True),
                           configs=configs, sync=sync, tolerance=tolerance, priority=priority,
-                          source_hash=_source_hash(fn)))
+                          estimate=estimate, source_hash=_source_hash(fn)))
         return fn
     return deco

@@ -1,0 +1,286 @@
+"""The tuning database: SQLite (stdlib), WAL, safe with several processes at once.
+
+Tables:
+- `fingerprints(fp, info, created)`: the machine description behind each fingerprint hash.
+- `measurements`: one row per (key, fp, op, impl, config): status, reason, compile_s, samples,
+  median_s, spread, error, inner, source_hash, created. A row whose source_hash differs from the
+  impl's current one is stale: only that impl is measured again (INSERT OR REPLACE).
+- `decisions`: one row per (key, fp, op): the winner, tie, partner, margin, p_value and the
+  candidate signature (every candidate's name, config and source hash) it was made from; it
+  is valid only while that signature matches the current candidates exactly.
+
+A corrupt file is moved aside (`<path>.corrupt-<time>`) with a warning and a fresh one is
+made; an unopenable or unwritable location falls back to an in-memory database with a warning.
+Export / import use JSON lines; an import merges and never touches rows of another fingerprint
+(the fingerprint is part of every primary key; same-key rows are replaced only by newer ones).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import warnings
+
+SCHEMA_VERSION = 1
+
+_MEAS_COLS = ("key", "fp", "op", "impl", "config", "source_hash", "status", "reason", "compile_s",
+              "samples", "median_s", "spread", "error", "inner", "created")
+_DEC_COLS = ("key", "fp", "op", "impl", "config", "tie", "partner_impl", "partner_config", "margin",
+             "p_value", "candidates", "created")
+_FP_COLS = ("fp", "info", "created")
+TABLES = {"measurements": (_MEAS_COLS, ("key", "fp", "op", "impl", "config")),
+          "decisions": (_DEC_COLS, ("key", "fp", "op")),
+          "fingerprints": (_FP_COLS, ("fp",))}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+CREATE TABLE IF NOT EXISTS fingerprints (fp TEXT PRIMARY KEY, info TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, impl TEXT NOT NULL, config TEXT NOT NULL,
+    source_hash TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+    compile_s REAL, samples TEXT NOT NULL DEFAULT '[]', median_s REAL, spread REAL, error REAL,
+    inner INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
+    PRIMARY KEY (key, fp, op, impl, config));
+CREATE TABLE IF NOT EXISTS decisions (
+    key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, impl TEXT NOT NULL, config TEXT NOT NULL,
+    tie INTEGER NOT NULL, partner_impl TEXT, partner_config TEXT, margin REAL, p_value REAL,
+    candidates TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (key, fp, op));
+"""
+
+
+def default_path() -> str:
+    """`$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "nbconv", "tuning.sqlite")
+
+
+class TuningDB:
+    """One connection per process (guarded by a lock); writes in short IMMEDIATE transactions."""
+
+    def __init__(self, path: str | os.PathLike = ":memory:", *, timeout: float = 30.0):
+        self.requested = str(path)
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self.path, self._con = self._open(self.requested)
+
+    # -- opening ----------------------------------------------------------------------------
+    def _connect(self, path: str) -> sqlite3.Connection:
+        con = sqlite3.connect(path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        try:
+            con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            if path != ":memory:":
+                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
+            con.execute("BEGIN IMMEDIATE")
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            con.execute("COMMIT")
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _open(self, path: str):
+        if path == ":memory:":
+            return path, self._connect(path)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            return path, self._connect(path)
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                reason = f"it stayed locked for {self.timeout} s ({e})"
+            else:
+                reason = f"it cannot be opened for writing ({e})"
+            return self._fall_back(path, reason)
+        except sqlite3.DatabaseError as e:      # not a database / malformed: move it aside
+            aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            try:
+                os.replace(path, aside)
+                for suffix in ("-wal", "-shm"):
+                    if os.path.exists(path + suffix):
+                        os.replace(path + suffix, aside + suffix)
+            except OSError as e2:
+                return self._fall_back(path, f"it is corrupt ({e}) and cannot be moved aside ({e2})")
+            warnings.warn(f"nbconv tuning database {path!r} is corrupt ({e}); moved it to {aside!r} "
+                          "and started a new one", RuntimeWarning, stacklevel=3)
+            try:
+                return path, self._connect(path)
+            except sqlite3.Error as e3:
+                return self._fall_back(path, f"a new database cannot be made there ({e3})")
+        except OSError as e:
+            return self._fall_back(path, f"its directory cannot be made ({e})")
+
+    def _fall_back(self, path, reason):
+        warnings.warn(f"nbconv tuning database {path!r} is unusable: {reason}; tuning results are kept "
+                      "in memory for this process only", RuntimeWarning, stacklevel=4)
+        return ":memory:", self._connect(":memory:")
+
+    @property
+    def in_memory(self) -> bool:
+        return self.path == ":memory:"
+
+    def close(self):
+        with self._lock:
+            self._con.close()
+
+    # -- low level --------------------------------------------------------------------------
+    def _read(self, sql, args=()):
+        with self._lock:
+            cur = self._con.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def _write(self, statements):
+        """Run [(sql, args)] in one IMMEDIATE transaction."""
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    con.execute(sql, args)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _upsert(table, row, *, newer_only=False):
+        cols, pk = TABLES[table]
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        if not newer_only:
+            return f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", [row.get(c) for c in cols]
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in pk)
+        where = f"excluded.created > {table}.created" if "created" in cols else "0"
+        sql = (f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(pk)}) "
+               f"DO UPDATE SET {sets} WHERE {where}")
+        return sql, [row.get(c) for c in cols]
+
+    # -- tuner's use ------------------------------------------------------------------------
+    def put_fingerprint(self, fp: str, info: dict):
+        self._write([("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
+                      (fp, json.dumps(info, sort_keys=True), time.time()))])
+
+    def measurements(self, key: str, fp: str, op: str) -> dict:
+        """{(impl, config json): row} for one problem on one machine."""
+        rows = self._read("SELECT * FROM measurements WHERE key = ? AND fp = ? AND op = ?", (key, fp, op))
+        return {(r["impl"], r["config"]): r for r in rows}
+
+    def put_measurements(self, rows):
+        self._write([self._upsert("measurements", r) for r in rows])
+
+    def decision(self, key: str, fp: str, op: str) -> dict | None:
+        rows = self._read("SELECT * FROM decisions WHERE key = ? AND fp = ? AND op = ?", (key, fp, op))
+        return rows[0] if rows else None
+
+    def put_decision(self, row):
+        self._write([self._upsert("decisions", row)])
+
+    # -- reading for reports and the CLI ----------------------------------------------------
+    def decisions(self, fp: str | None = None, op: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM decisions WHERE 1", []
+        if fp:
+            sql, args = sql + " AND fp = ?", args + [fp]
+        if op:
+            sql, args = sql + " AND op = ?", args + [op]
+        return self._read(sql + " ORDER BY op, key", args)
+
+    def rows(self, table: str, fp: str | None = None) -> list[dict]:
+        if table not in TABLES:
+            raise ValueError(f"rows: `table` must be one of {sorted(TABLES)}. Received: table={table!r}")
+        if fp:
+            return self._read(f"SELECT * FROM {table} WHERE fp = ?", (fp,))
+        return self._read(f"SELECT * FROM {table}")
+
+    def records(self, fp: str | None = None, op: str | None = None) -> list[dict]:
+        """Every measurement with its decision: one dict per (key, fp, op, impl, config).
+
+        Adds `samples` decoded to a list, `config` decoded to a dict, `winner` (bool),
+        `tie` (bool: the decision was a tie), `partner` (bool: this row is the tie partner /
+        runner-up recorded with the decision) and `margin`.
+        """
+        sql = ("SELECT m.*, d.impl AS d_impl, d.config AS d_config, d.tie AS d_tie, d.partner_impl AS "
+               "d_pimpl, d.partner_config AS d_pconfig, d.margin AS d_margin, d.p_value AS d_p "
+               "FROM measurements m LEFT JOIN decisions d ON m.key = d.key AND m.fp = d.fp AND m.op = d.op "
+               "WHERE 1")
+        args = []
+        if fp:
+            sql, args = sql + " AND m.fp = ?", args + [fp]
+        if op:
+            sql, args = sql + " AND m.op = ?", args + [op]
+        out = []
+        for r in self._read(sql + " ORDER BY m.op, m.key, m.median_s", args):
+            rec = {c: r[c] for c in _MEAS_COLS}
+            rec["samples"] = json.loads(rec["samples"] or "[]")
+            rec["config"] = json.loads(rec["config"])
+            decided = r["d_impl"] is not None
+            rec["winner"] = decided and r["d_impl"] == r["impl"] and r["d_config"] == r["config"]
+            rec["partner"] = decided and r["d_pimpl"] == r["impl"] and r["d_pconfig"] == r["config"]
+            rec["tie"] = bool(r["d_tie"]) if decided else None
+            rec["margin"] = r["d_margin"]
+            rec["p_value"] = r["d_p"]
+            out.append(rec)
+        return out
+
+    def clear(self, fp: str | None = None) -> int:
+        """Delete measurements and decisions (of one fingerprint, or all). Returns rows deleted."""
+        with self._lock:
+            n = 0
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("measurements", "decisions"):
+                    if fp:
+                        n += self._con.execute(f"DELETE FROM {table} WHERE fp = ?", (fp,)).rowcount
+                    else:
+                        n += self._con.execute(f"DELETE FROM {table}").rowcount
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            return n
+
+    # -- moving results between machines -----------------------------------------------------
+    def export(self, f, fp: str | None = None) -> int:
+        """Write every row (of one fingerprint, or all) as JSON lines {"table": ..., "row": {...}}."""
+        n = 0
+        for table in ("fingerprints", "measurements", "decisions"):
+            for row in self.rows(table, fp):
+                f.write(json.dumps({"table": table, "row": row}, sort_keys=True) + "\n")
+                n += 1
+        return n
+
+    def import_(self, f) -> dict:
+        """Merge JSON lines from `export`. A row replaces one with the same primary key (which
+        includes the fingerprint) only if it is newer; rows of other fingerprints are untouched.
+        Returns {table: lines read}."""
+        statements, counts = [], {t: 0 for t in TABLES}
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                table, row = item["table"], item["row"]
+                cols, pk = TABLES[table]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"import: line {lineno} is not an exported tuning row "
+                                 f"({type(e).__name__}: {e}): {line[:80]!r}") from None
+            missing = [c for c in pk + ("created",) if c in cols and row.get(c) is None]
+            if missing:
+                raise ValueError(f"import: line {lineno} ({table}) lacks {missing}")
+            if table == "fingerprints":
+                statements.append((f"INSERT OR IGNORE INTO fingerprints ({', '.join(cols)}) VALUES (?, ?, ?)",
+                                   [row.get(c) for c in cols]))
+            else:
+                statements.append(self._upsert(table, row, newer_only=True))
+            counts[table] += 1
+        self._write(statements)
+        return counts

@@ -1,0 +1,39 @@
+"""How the tuner decides: mode, budgets, significance. A plain value; the application's
+knobs module builds one from its environment (nbconv: `nbconv.knobs.tuner_settings()`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+MODES = ("measure", "estimate", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "measure"           # measure | estimate | off
+    force: str | None = None        # an impl name used wherever it applies, in every mode
+    min_sample_s: float = 0.002     # inner repetitions double until one sample lasts this long
+    min_samples: int = 5            # outer samples per candidate, at least
+    max_samples: int = 20           # ... and at most
+    candidate_budget_s: float = 1.0  # stop sampling a candidate after this (once min_samples taken)
+    shape_budget_s: float = 20.0    # candidates not started within this are recorded as skipped
+    alpha: float = 0.01             # significance level of the one-sided Mann-Whitney U test
+    min_gain: float = 0.02          # a winner must be faster by this fraction, significantly
+    verify_max_flops: float = 5e9   # above this problem.flops(), verification is skipped (recorded)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"Settings: `mode` must be one of {MODES}. Received: mode={self.mode!r}")
+        for name in ("min_sample_s", "candidate_budget_s", "shape_budget_s", "verify_max_flops"):
+            v = getattr(self, name)
+            if not v >= 0:
+                raise ValueError(f"Settings: `{name}` must be >= 0. Received: {name}={v!r}")
+        if not 1 <= self.min_samples <= self.max_samples:
+            raise ValueError("Settings: need 1 <= min_samples <= max_samples. Received: "
+                             f"min_samples={self.min_samples}, max_samples={self.max_samples}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"Settings: `alpha` must be in (0, 1). Received: alpha={self.alpha!r}")
+        if not self.min_gain >= 0:
+            raise ValueError(f"Settings: `min_gain` must be >= 0. Received: min_gain={self.min_gain!r}")
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)

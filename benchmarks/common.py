@@ -1,0 +1,104 @@
+"""Shared pieces of the asv suite: problem sizes, cached data, prepared (compiled, checked) kernels.
+
+asv_runner re-runs `setup()` before every timed call, so everything expensive lives behind
+`functools.lru_cache` here: arrays are built once and each kernel is compiled and checked against
+the float64 reference once per benchmark process.
+
+`NBCONV_BENCH_TINY=1` shrinks every size (used by tests/test_benchmarks.py); it is read at call
+time, so a test may set it after importing the suite.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+import nbconv.ops  # noqa: F401  (imports nbconv.impls: fills the registry)
+from nbconv import reference
+from nbconv.spec import make_problem
+from tuner import registry
+
+KERNELS = (1, 3, 5, 7)
+STRIDES = (1, 2)
+LAYOUTS = ("channels_last", "channels_first")
+NONE = "(none registered)"
+
+
+
+class Timing:
+    """asv timing attributes shared by the kernel benchmarks: no auto-calibration (one call per
+    sample: the calls take milliseconds, and setup re-runs before each), 3-10 samples within
+    about a second, one round. Keeps the default suite inside its 15-minute budget."""
+    number = 1
+    repeat = (3, 10, 1.0)
+    warmup_time = 0.05
+    rounds = 1
+    timeout = 120
+
+
+def tiny() -> bool:
+    return os.environ.get("NBCONV_BENCH_TINY", "") not in ("", "0")
+
+
+def impl_names(*ops) -> list[str]:
+    """Registered implementation names for these ops (a placeholder when none is registered yet,
+    so the suite still imports and every combination reports 'not applicable')."""
+    names = sorted({i.name for op in ops for i in registry.impls(op)})
+    return names or [NONE]
+
+
+def problem(op, rank, k, s, layout, *, batch, spatial, c_in, c_out, padding="same", groups=1):
+    """A Problem from benchmark parameters; `spatial` is one side length."""
+    shape_sp = (spatial,) * rank
+    x_shape = (batch, *shape_sp, c_in) if layout == "channels_last" else (batch, c_in, *shape_sp)
+    return make_problem(op, x_shape, rank=rank, kernel=(k,) * rank, strides=(s,) * rank,
+                        padding=padding, out_channels=c_out, groups=groups, layout=layout)
+
+
+@functools.lru_cache(maxsize=None)
+def arrays(p):
+    """Random inputs in [-1, 1] (never zeros) in the kernels' call convention for p.op."""
+    rng = np.random.default_rng(0)
+
+    def rand(shape):
+        return rng.uniform(-1.0, 1.0, size=shape).astype(p.dtype)
+    x = rand(p.input_shape)
+    if p.op in ("maxpool", "avgpool"):
+        return (x,)
+    return x, rand(p.weight_shape), rand(p.bias_shape)
+
+
+def check_applies(op, name, p):
+    """The Impl for `name`, or NotImplementedError saying why it does not apply to p."""
+    if name == NONE:
+        raise NotImplementedError(f"no implementation registered for {op}")
+    try:
+        impl = registry.get(op, name)
+    except KeyError:
+        raise NotImplementedError(f"{name} is not an implementation of {op}") from None
+    ok, why = impl.check(p)
+    if not ok:
+        raise NotImplementedError(f"{name} does not apply to {p.key()}: {why}")
+    return impl
+
+
+@functools.lru_cache(maxsize=None)
+def _prepared(op, name, p):
+    impl = registry.get(op, name)
+    cfg = impl.configs_for(p)[0]
+    args = arrays(p)
+    y = impl.fn(*args, p, **cfg)          # compiles (or loads Numba's cache)
+    err = reference.rel_error(y, reference.run(op, p, *args))
+    if not err <= impl.tolerance:
+        raise RuntimeError(f"{op}/{name} {cfg} on {p.key()}: relative error {err:.3g} "
+                           f"exceeds its tolerance {impl.tolerance:.3g}")
+    return functools.partial(impl.fn, *args, p, **cfg)
+
+
+def prepare(op, name, p):
+    """A zero-argument callable running impl `name` (its first config) on cached data for p:
+    compiled and checked against the reference once per process. Raises NotImplementedError
+    where the impl does not apply."""
+    check_applies(op, name, p)
+    return _prepared(op, name, p)

@@ -1,0 +1,111 @@
+"""`nbconv report`: run the sweep, write results.csv, decisions.csv, figures/*.png, index.html."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import anchors as anchors_mod
+from . import figures, html, machine, sweep, torch_anchor
+
+
+def parse(argv):
+    ap = argparse.ArgumentParser(prog="nbconv report", description=__doc__)
+    ap.add_argument("--quick", action="store_true",
+                    help="the main job: tune the reference shapes, short timings, small sweeps (<10 min)")
+    ap.add_argument("--out", default="report", help="output directory (default: report/)")
+    ap.add_argument("--shapes", help="CSV of reference shapes (default: the package's own set)")
+    ap.add_argument("--batch", type=int, help="override the reference shapes' batch size")
+    ap.add_argument("--budget", type=float,
+                    help="seconds of timing per candidate measured by the report (default 0.3 quick, 1.0)")
+    ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
+    ap.add_argument("--tiny", action="store_true", help="test-sized problems (a smoke run in seconds)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return ap.parse_args(argv)
+
+
+def summary_tables(df, decisions, anchors):
+    tables = {}
+    ref = df[(df.section == "reference") & (df.status == "ok")]
+    if not ref.empty:
+        best = ref.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
+        best = best.reindex(list(dict.fromkeys(ref.shape)))
+        t = pd.DataFrame({"shape": best.index})
+        dec = {d["shape"]: d for d in decisions}
+        t["winner"] = [dec.get(s, {}).get("winner", "") for s in best.index]
+        t["nbconv GFLOP/s"] = best.get("nbconv (tuned)", pd.Series(np.nan, best.index)).values
+        t["% sgemm peak"] = 100 * t["nbconv GFLOP/s"] / anchors["sgemm_gflops"]
+        torch_cols = [c for c in figures.TORCH if c in best.columns]
+        if torch_cols:
+            tb = best[torch_cols].max(axis=1)
+            t["torch best"] = best[torch_cols].idxmax(axis=1).str.replace("torch ", "").values
+            t["torch GFLOP/s"] = tb.values
+            t["ratio nbconv/torch"] = t["nbconv GFLOP/s"].values / tb.values
+        tables["Reference shapes: tuned nbconv against PyTorch"] = t
+        if torch_cols:
+            r = t["ratio nbconv/torch"].dropna()
+            r = r[r > 0]
+            if len(r):
+                tables["Geometric mean of the ratio"] = pd.DataFrame(
+                    {"shapes": [len(r)], "geomean nbconv/torch": [float(np.exp(np.log(r).mean()))]})
+    if decisions:
+        d = pd.DataFrame(decisions)
+        d["margin %"] = 100 * d["margin"].astype(float)
+        cols = ["shape", "winner", "runner_up", "margin %", "tie", "winner_s", "runner_up_s", "tune_s",
+                "source"]
+        tables["Tuner decisions (winner, runner-up, margin = runner-up / winner - 1)"] = \
+            d[[c for c in cols if c in d.columns]]
+    cand = df[(df.section == "reference") & ~df.impl.isin(["nbconv (tuned)", *figures.TORCH])]
+    if not cand.empty:
+        tables["Every candidate on the reference shapes"] = cand[
+            ["shape", "impl", "config", "status", "median_s", "spread", "gflops", "pct_sgemm", "compile_s",
+             "error", "source"]]
+    pool = df[(df.section == "pool_sweep") & (df.status == "ok")]
+    if not pool.empty:
+        tables["Pooling (GB/s, % of copy bandwidth)"] = pool[
+            ["op", "layout_name", "kernel", "stride", "impl", "gbps", "pct_copy"]]
+    return tables
+
+
+def main(argv=None) -> int:
+    a = parse(sys.argv[1:] if argv is None else argv)
+    t0 = time.perf_counter()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = machine.describe()
+    s = sweep.Settings(quick=a.quick, tiny=a.tiny, shapes=a.shapes, batch=a.batch,
+                       torch=not a.no_torch and torch_anchor.available(),
+                       threads=int(meta["threads"].get("numba") or 2),
+                       budget=a.budget or (0.3 if (a.quick or a.tiny) else 1.0))
+    notes = []
+    if not s.torch:
+        notes.append("PyTorch not measured (not installed, or --no-torch).")
+    anchors = anchors_mod.measure_anchors(quick=a.quick or a.tiny)
+    rows, decisions = sweep.run_sweep(s, progress=not a.no_progress)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        print("nbconv report: nothing was measured (no implementation registered?)", file=sys.stderr)
+        return 1
+    df["pct_sgemm"] = 100 * df.gflops / anchors["sgemm_gflops"]
+    df["pct_copy"] = 100 * df.gbps / anchors["copy_gbps"]
+    df.to_csv(out / "results.csv", index=False)
+    files = ["results.csv"]
+    if decisions:
+        pd.DataFrame(decisions).to_csv(out / "decisions.csv", index=False)
+        files.append("decisions.csv")
+    figs = figures.all_figures(df, anchors, out / "figures")
+    rel = {k: str(Path(v).relative_to(out)) for k, v in figs.items()}
+    tables = summary_tables(df, decisions, anchors)
+    notes.append(f"Report generated in {time.perf_counter() - t0:.0f} s "
+                 f"({'--quick' if a.quick else '--tiny' if a.tiny else 'full'} run).")
+    (out / "index.html").write_text(html.render(meta, anchors, rel, tables, files, notes))
+    print(f"nbconv report: wrote {out / 'index.html'} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

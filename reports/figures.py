@@ -1,0 +1,194 @@
+"""Matplotlib figures (PNG) from the tidy results table. Agg backend: no display needed."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LAYOUT_LABEL = {"channels_last": "channels_last (NHWC)", "channels_first": "channels_first (NCHW)"}
+TORCH = ("torch NCHW", "torch channels_last")
+
+
+def colours(names):
+    """One stable colour per implementation name across all figures."""
+    cmap = plt.get_cmap("tab10")
+    fixed = {"nbconv (tuned)": "black", "torch NCHW": "#c44e52", "torch channels_last": "#dd8452"}
+    out, i = {}, 0
+    for n in sorted(names):
+        if n in fixed:
+            out[n] = fixed[n]
+        else:
+            out[n] = cmap(i % 10)
+            i += 1
+    return out
+
+
+def _save(fig, path):
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _facets(n_rows, n_cols, width=5.0, height=3.4):
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False,
+                             sharex=True)
+    return fig, axes
+
+
+def kernel_sweep(df, path):
+    """GFLOP/s against kernel size, a line per implementation, faceted by stride x data format."""
+    d = df[(df.section == "kernel_sweep") & (df.status == "ok")]
+    if d.empty:
+        return None
+    strides, layouts = sorted(d.stride.unique()), [lay for lay in LAYOUT_LABEL if lay in set(d.layout)]
+    col = colours(d.impl.unique())
+    fig, axes = _facets(len(strides), len(layouts))
+    for i, st in enumerate(strides):
+        for j, lay in enumerate(layouts):
+            ax = axes[i][j]
+            sub = d[(d.stride == st) & (d.layout == lay)]
+            for impl, g in sub.groupby("impl"):
+                g = g.sort_values("kernel")
+                ax.plot(g.kernel, g.gflops, marker="o", label=impl, color=col[impl])
+            ax.set_title(f"stride {st}, {LAYOUT_LABEL[lay]}", fontsize=10)
+            ax.set_xticks(sorted(d.kernel.unique()))
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("GFLOP/s")
+            if i == len(strides) - 1:
+                ax.set_xlabel("kernel size k (k×k)")
+    shape = d.iloc[0]
+    fig.suptitle(f"Conv2D throughput by kernel size (batch {shape.batch}, {shape.c_in}→{shape.c_out} "
+                 f"channels, 'same' padding)", fontsize=11)
+    _legend(fig, axes)
+    return _save(fig, path)
+
+
+def _legend(fig, axes):
+    handles, labels = {}, []
+    for ax in np.ravel(axes):
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    fig.legend([handles[lab] for lab in labels], labels, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               title="implementation", fontsize=9)
+    fig.tight_layout()
+
+
+def reference_bars(df, path):
+    """Reference shapes: a bar per implementation (its best config), the tuned layer and PyTorch;
+    the nbconv/PyTorch ratio above each group. Log scale: direct loops and GEMM differ 100x."""
+    d = df[(df.section == "reference") & (df.status == "ok")]
+    if d.empty:
+        return None
+    best = d.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
+    shapes = list(dict.fromkeys(d.shape))
+    best = best.reindex(shapes)
+    impls = [c for c in best.columns if c not in TORCH and c != "nbconv (tuned)"]
+    order = impls + [c for c in ("nbconv (tuned)", *TORCH) if c in best.columns]
+    col = colours(order)
+    width = 0.8 / len(order)
+    fig, ax = plt.subplots(figsize=(max(10.0, 1.25 * len(shapes) + 3), 5.2))
+    x = np.arange(len(shapes))
+    for i, name in enumerate(order):
+        ax.bar(x - 0.4 + width * (i + 0.5), best[name].values, width, label=name, color=col[name],
+               hatch="//" if name in TORCH else None, edgecolor="white", linewidth=0.3)
+    ax.set_yscale("log")
+    ax.set_ylabel("GFLOP/s (log scale)")
+    ax.set_xticks(x)
+    ax.set_xticklabels(shapes, rotation=30, ha="right", fontsize=9)
+    ax.set_xlim(-0.6, len(shapes) - 0.4)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    torch_cols = [c for c in TORCH if c in best.columns]
+    if torch_cols and "nbconv (tuned)" in best.columns:
+        ratio = best["nbconv (tuned)"] / best[torch_cols].max(axis=1)
+        top = best[order].max(axis=1)
+        for xi, r, t in zip(x, ratio.values, top.values):
+            if np.isfinite(r):
+                ax.annotate(f"×{r:.2f}", (xi, t), xytext=(0, 4), textcoords="offset points",
+                            ha="center", fontsize=8)
+        ax.set_ylim(top=ax.get_ylim()[1] * 2.0)
+        ax.set_title("Reference Conv2D shapes: GFLOP/s per implementation "
+                     "(×r above a group = tuned nbconv / best PyTorch)", fontsize=11)
+    else:
+        ax.set_title("Reference Conv2D shapes: GFLOP/s per implementation", fontsize=11)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="implementation", fontsize=9)
+    return _save(fig, path)
+
+
+def peak_fraction(df, anchors, path):
+    """% of the measured sgemm peak reached on each reference shape: tuned nbconv and PyTorch."""
+    d = df[(df.section == "reference") & (df.status == "ok")]
+    names = [n for n in ("nbconv (tuned)", *TORCH) if n in set(d.impl)]
+    if d.empty or not names:
+        return None
+    best = d[d.impl.isin(names)].groupby(["shape", "impl"], sort=False).gflops.max().unstack()
+    best = best.reindex(list(dict.fromkeys(d.shape)))
+    pct = 100.0 * best / anchors["sgemm_gflops"]
+    col = colours(names)
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(pct) + 1.6))
+    y = np.arange(len(pct))
+    h = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.barh(y - 0.4 + h * (i + 0.5), pct[name].values, h, label=name, color=col[name],
+                hatch="//" if name in TORCH else None, edgecolor="white", linewidth=0.3)
+    ax.set_yticks(y)
+    ax.set_yticklabels(pct.index, fontsize=9)
+    ax.invert_yaxis()
+    ax.axvline(100, color="grey", ls="--", lw=1)
+    ax.set_xlabel(f"% of measured sgemm peak ({anchors['sgemm_gflops']:.0f} GFLOP/s)")
+    ax.set_title("Reference shapes: fraction of the machine's sgemm peak", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return _save(fig, path)
+
+
+def pool_sweep(df, anchors, path):
+    """Pooling GB/s against pool size, a line per implementation and stride, faceted by op x layout;
+    the measured copy bandwidth as a dashed line."""
+    d = df[(df.section == "pool_sweep") & (df.status == "ok")]
+    if d.empty:
+        return None
+    ops = [o for o in ("maxpool", "avgpool") if o in set(d.op)]
+    layouts = [lay for lay in LAYOUT_LABEL if lay in set(d.layout)]
+    col = colours(d.impl.unique())
+    fig, axes = _facets(len(ops), len(layouts))
+    for i, op in enumerate(ops):
+        for j, lay in enumerate(layouts):
+            ax = axes[i][j]
+            sub = d[(d.op == op) & (d.layout == lay)]
+            for (impl, st), g in sub.groupby(["impl", "stride"]):
+                g = g.sort_values("kernel")
+                ax.plot(g.kernel, g.gbps, marker="o", ls="-" if st == 1 else "--", color=col[impl],
+                        label=f"{impl}, stride {st}")
+            ax.axhline(anchors["copy_gbps"], color="grey", ls=":", lw=1.2,
+                       label=f"copy bandwidth ({anchors['copy_gbps']:.0f} GB/s)")
+            ax.set_title(f"{'MaxPooling2D' if op == 'maxpool' else 'AveragePooling2D'}, {LAYOUT_LABEL[lay]}",
+                         fontsize=10)
+            ax.set_xticks(sorted(d.kernel.unique()))
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("GB/s (input + output bytes / time)")
+            if i == len(ops) - 1:
+                ax.set_xlabel("pool size k (k×k)")
+    r = d.iloc[0]
+    fig.suptitle(f"Pooling bandwidth ('same' padding, batch {r.batch}, {r.c_in} channels)", fontsize=11)
+    _legend(fig, axes)
+    return _save(fig, path)
+
+
+def all_figures(df, anchors, fig_dir):
+    """{name: path} of the figures that had data."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    made = {
+        "kernel_sweep": kernel_sweep(df, fig_dir / "kernel_sweep.png"),
+        "reference_shapes": reference_bars(df, fig_dir / "reference_shapes.png"),
+        "peak_fraction": peak_fraction(df, anchors, fig_dir / "peak_fraction.png"),
+        "pool_sweep": pool_sweep(df, anchors, fig_dir / "pool_sweep.png"),
+    }
+    return {k: v for k, v in made.items() if v is not None}

@@ -1,0 +1,52 @@
+"""Keras-exact layers on nbconv's kernels: same signatures, defaults, weights, shapes and errors."""
+from .base import Layer, clear_session
+from .conv import BaseConv, Conv1D, Conv2D, Conv3D
+from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer
+from .local import LocallyConnected1D, LocallyConnected2D
+from .pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
+
+# Aliases: the same classes, as in keras.layers (spec §6).
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
+AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
+    GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D)
+
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    Conv1D, Conv2D, Conv3D, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D,
+    AveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalAveragePooling1D,
+    GlobalAveragePooling2D, GlobalAveragePooling3D, LocallyConnected1D, LocallyConnected2D, Dense, Flatten,
+    Activation, Dropout, InputLayer)}
+
+
+def deserialize(config):
+    """A layer from {'class_name': ..., 'config': ...} (nbconv's or Keras's serialisation)."""
+    name = config.get("class_name")
+    if name not in LAYER_CLASSES:
+        raise ValueError(f"Unknown layer: '{name}'. nbconv provides {sorted(LAYER_CLASSES)}")
+    return LAYER_CLASSES[name].from_config(dict(config.get("config") or {}))
+
+
+def serialize(layer):
+    return {"module": "nbconv.layers", "class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+__all__ = sorted(LAYER_CLASSES) + [
+    "Input", "Layer", "BaseConv", "clear_session", "deserialize", "serialize",
+    "Convolution1D", "Convolution2D", "Convolution3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
+    "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D"]

@@ -1,0 +1,150 @@
+"""Direct max and average pooling with Keras's pad semantics (spec §3.3), every rank, both layouts.
+
+Pads are never values: each window is clipped to the input bounds, max takes the max over the
+in-bounds cells only, average divides their sum by their count. (A window with no in-bounds cell,
+possible only with explicit pads >= the window, gives -inf / NaN like the reference.) Max
+propagates NaN as NumPy's max does. Average: channels_last accumulates float32 in float32 (vector
+loops); channels_first's scalar row loops accumulate in float64 (free there). Measured max rel
+error on the property tests' shapes is below 1e-6, the stated tolerance is 1e-5; max is exact.
+
+Global pooling arrives as kernel == spatial extent: channels_last splits channels into blocks so a
+single image still uses both threads; channels_first reduces along contiguous rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from tuner.registry import register
+
+from ..spec import Problem
+from .views import applies_common, check_array, three, view5
+
+TOLERANCE = 1e-5
+
+
+@njit(cache=True)
+def _span(o, s, pad, k, d, length):
+    """Window of output cell o on one axis: (first input index, j0, j1); cells first + j*d, j0 <= j < j1."""
+    first = o * s - pad
+    j0 = 0 if first >= 0 else (-first + d - 1) // d
+    j1 = min(k, (length - first + d - 1) // d) if length > first else 0
+    return first, j0, max(j0, j1)
+
+
+@njit(cache=True, parallel=True)
+def _pool_last(x, out, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw, is_max, cblk):
+    """x (N, D, H, W, C); out (N, OD, OH, OW, C). Items: batch x positions x channel blocks."""
+    n_, d_, h_, w_, c_ = x.shape
+    _, od_, oh_, ow_, _ = out.shape
+    ncb = (c_ + cblk - 1) // cblk
+    for t in prange(n_ * od_ * oh_ * ow_ * ncb):
+        cb = t % ncb
+        r = t // ncb
+        ow = r % ow_
+        r //= ow_
+        oh = r % oh_
+        r //= oh_
+        od = r % od_
+        n = r // od_
+        c0 = cb * cblk
+        nc = min(cblk, c_ - c0)
+        fd, d0, d1 = _span(od, sd, pd, kd_, dd, d_)
+        fh, h0, h1 = _span(oh, sh, ph, kh_, dh, h_)
+        fw, w0, w1 = _span(ow, sw, pw, kw_, dw, w_)
+        acc = np.empty(nc, out.dtype)  # local accumulator: aliases nothing, so loops vectorise
+        for c in range(nc):
+            acc[c] = -np.inf if is_max else 0.0
+        for jd in range(d0, d1):
+            for jh in range(h0, h1):
+                for jw in range(w0, w1):
+                    xr = x[n, fd + jd * dd, fh + jh * dh, fw + jw * dw, c0:]
+                    if is_max:
+                        for c in range(nc):
+                            v = xr[c]
+                            a = acc[c]
+                            acc[c] = v if (v > a or v != v) else a
+                    else:
+                        for c in range(nc):
+                            acc[c] += xr[c]
+        if not is_max:
+            count = (d1 - d0) * (h1 - h0) * (w1 - w0)
+            for c in range(nc):
+                acc[c] = acc[c] / count if count > 0 else np.nan
+        for c in range(nc):
+            out[n, od, oh, ow, c0 + c] = acc[c]
+
+
+@njit(cache=True, parallel=True)
+def _pool_first(x, out, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw, is_max):
+    """x (N, C, D, H, W); out (N, C, OD, OH, OW). Items: batch x channels x OD x OH rows."""
+    n_, c_, d_, h_, w_ = x.shape
+    _, _, od_, oh_, ow_ = out.shape
+    for t in prange(n_ * c_ * od_ * oh_):
+        oh = t % oh_
+        r = t // oh_
+        od = r % od_
+        r //= od_
+        c = r % c_
+        n = r // c_
+        fd, d0, d1 = _span(od, sd, pd, kd_, dd, d_)
+        fh, h0, h1 = _span(oh, sh, ph, kh_, dh, h_)
+        for ow in range(ow_):
+            fw, w0, w1 = _span(ow, sw, pw, kw_, dw, w_)
+            acc = -np.inf if is_max else 0.0
+            for jd in range(d0, d1):
+                for jh in range(h0, h1):
+                    xr = x[n, c, fd + jd * dd, fh + jh * dh]
+                    if is_max:
+                        for jw in range(w0, w1):
+                            v = xr[fw + jw * dw]
+                            if v > acc or v != v:
+                                acc = v
+                    else:
+                        for jw in range(w0, w1):
+                            acc += xr[fw + jw * dw]
+            if not is_max:
+                count = (d1 - d0) * (h1 - h0) * (w1 - w0)
+                acc = acc / count if count > 0 else np.nan
+            out[n, c, od, oh, ow] = acc
+
+
+def _applies(p: Problem):
+    ok = applies_common(p)
+    if ok is not True:
+        return ok
+    if p.in_channels != p.out_channels:
+        return f"pooling keeps the channels; got {p.in_channels}-{p.out_channels}"
+    return True
+
+
+def _pool(x, p: Problem, is_max: bool) -> np.ndarray:
+    x = check_array("x", x, p.input_shape, p)
+    k = three(p.kernel, 1)
+    s = three(p.strides, 1)
+    d = three(p.dilation, 1)
+    pads = tuple(lo for lo, _ in three(p.pads, (0, 0)))
+    out = np.empty(p.output_shape, x.dtype)
+    x5, out5 = view5(x, p), view5(out, p, out=True)
+    if p.channels_last:
+        # few output cells (global pooling): split channels so both threads get work
+        cells = p.batch * int(np.prod(p.out_spatial))
+        c = p.in_channels
+        cblk = c if cells >= 16 else max(16, -(-c // 8))
+        _pool_last(x5, out5, *k, *s, *d, *pads, is_max, cblk)
+    else:
+        _pool_first(x5, out5, *k, *s, *d, *pads, is_max)
+    return out
+
+
+# max is exact (it picks an input value); the tolerance only leaves room for the tuner's check
+@register("maxpool", "direct", applies=_applies, configs=[{}], tolerance=1e-6, priority=0)
+def maxpool_direct(x, p: Problem) -> np.ndarray:
+    """Max pooling of any rank 1-3, either layout; pads are ignored (as -inf)."""
+    return _pool(x, p, True)
+
+
+@register("avgpool", "direct", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
+def avgpool_direct(x, p: Problem) -> np.ndarray:
+    """Average pooling of any rank 1-3, either layout; divides by the count of in-bounds cells."""
+    return _pool(x, p, False)

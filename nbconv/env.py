@@ -1,0 +1,111 @@
+"""The machine: a tuning fingerprint, and measured sgemm peak and copy bandwidth.
+
+The fingerprint holds what changes which kernel is fastest: CPU model and a hash of its
+flags, core count, Numba and BLAS thread counts, numba/llvmlite/numpy/scipy/Python versions.
+Peak figures are measured once per process (cached) with numpy; the report module uses them too.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+
+
+def _cpuinfo() -> tuple[str, str]:
+    """(model name, flags) from /proc/cpuinfo, or what `platform` knows."""
+    model, flags = "", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                name = name.strip()
+                if name == "model name" and not model:
+                    model = value.strip()
+                elif name in ("flags", "Features") and not flags:
+                    flags = value.strip()
+                if model and flags:
+                    break
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine(), flags
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def thread_counts() -> dict:
+    """{'cores', 'numba', 'blas'}: from the thread policy module when present."""
+    try:
+        from . import threads
+        return dict(threads.counts())
+    except (ImportError, AttributeError):
+        pass
+    numba = sys.modules.get("numba")       # numba itself is imported only by nbconv.impls
+    n_numba = numba.get_num_threads() if numba else int(os.environ.get("NUMBA_NUM_THREADS", 0) or
+                                                          (os.cpu_count() or 1))
+    try:
+        from threadpoolctl import threadpool_info
+        n_blas = max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"),
+                     default=1)
+    except ImportError:
+        n_blas = 0
+    return {"cores": os.cpu_count() or 1, "numba": n_numba, "blas": n_blas}
+
+
+def fingerprint() -> dict:
+    """The machine description every tuning row is keyed by (hashed by the tuner)."""
+    model, flags = _cpuinfo()
+    t = thread_counts()
+    return {
+        "cpu": model,
+        "cpu_flags": hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12],
+        "arch": platform.machine(),
+        "cores": t.get("cores"),
+        "numba_threads": t.get("numba"),
+        "blas_threads": t.get("blas"),
+        "numba": _version("numba"),
+        "llvmlite": _version("llvmlite"),
+        "numpy": _version("numpy"),
+        "scipy": _version("scipy"),
+        "python": platform.python_version(),
+    }
+
+
+def _best_time(fn, repeats):
+    fn()                                    # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@functools.lru_cache(maxsize=None)
+def sgemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 GEMM throughput of numpy's BLAS (n x n x n), GFLOP/s, measured once."""
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    c = np.empty((n, n), np.float32)
+    t = _best_time(lambda: np.matmul(a, b, out=c), repeats)
+    return 2.0 * n ** 3 / t / 1e9
+
+
+@functools.lru_cache(maxsize=None)
+def copy_bandwidth_gbs(nbytes: int = 1 << 26, repeats: int = 5) -> float:
+    """Best memory copy rate (bytes read + bytes written) of np.copyto, GB/s, measured once."""
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    t = _best_time(lambda: np.copyto(dst, src), repeats)
+    return 2.0 * src.nbytes / t / 1e9

@@ -1,0 +1,86 @@
+"""Every `NBCONV_*` environment knob, read here and nowhere else.
+
+Values are read when asked for (not at import), so a test may set one and call
+`nbconv.ops.reset()`.
+
+| Knob                           | Default  | Meaning                                                   |
+|--------------------------------|----------|-----------------------------------------------------------|
+| NBCONV_TUNE                    | measure  | measure / estimate / off (modes below)                    |
+| NBCONV_FORCE_IMPL              | (unset)  | impl name used wherever it applies, in every mode         |
+| NBCONV_TUNING_DB               | (cache)  | SQLite tuning DB path; `:memory:` keeps it in the process |
+| NBCONV_TUNE_MIN_SAMPLE_S       | 0.002    | inner repetitions double until a sample lasts this (s)    |
+| NBCONV_TUNE_MIN_SAMPLES        | 5        | outer timing samples per candidate, at least              |
+| NBCONV_TUNE_MAX_SAMPLES        | 20       | outer timing samples per candidate, at most               |
+| NBCONV_TUNE_CANDIDATE_BUDGET_S | 0.5      | stop sampling a candidate after this (min samples taken)  |
+| NBCONV_TUNE_SHAPE_BUDGET_S     | 20       | candidates not started within this are skipped (recorded) |
+| NBCONV_TUNE_ALPHA              | 0.01     | significance level of the winner-vs-runner-up rank test   |
+| NBCONV_TUNE_MIN_GAIN           | 0.02     | a winner must be faster by this fraction, else a tie      |
+| NBCONV_VERIFY_MAX_FLOPS        | 2e10     | larger problems are not verified (recorded as skipped)    |
+| NBCONV_BENCH_TINY              | 0        | 1: benchmarks run at tiny sizes (the benchmark test)      |
+
+(cache) = `$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`.
+
+Modes: `measure` times every applicable candidate on the first call of a new shape (the
+winner is stored); `estimate` times nothing: a stored decision if valid, else the lowest
+`estimate(problem, config)` among impls registering one, else the highest priority; `off`
+takes the highest-priority applicable candidate. `nbconv.ops.tuning(mode=..., force=...)` is
+the same as a context manager.
+"""
+from __future__ import annotations
+
+import os
+
+from tuner import MODES, Settings, default_path
+
+_FLOAT_KNOBS = {
+    "min_sample_s": ("NBCONV_TUNE_MIN_SAMPLE_S", 0.002),
+    "candidate_budget_s": ("NBCONV_TUNE_CANDIDATE_BUDGET_S", 0.5),
+    "shape_budget_s": ("NBCONV_TUNE_SHAPE_BUDGET_S", 20.0),
+    "alpha": ("NBCONV_TUNE_ALPHA", 0.01),
+    "min_gain": ("NBCONV_TUNE_MIN_GAIN", 0.02),
+    "verify_max_flops": ("NBCONV_VERIFY_MAX_FLOPS", 2e10),
+}
+_INT_KNOBS = {
+    "min_samples": ("NBCONV_TUNE_MIN_SAMPLES", 5),
+    "max_samples": ("NBCONV_TUNE_MAX_SAMPLES", 20),
+}
+
+
+def _number(name, default, kind):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"The environment variable {name} must be {what}. "
+                         f"Received: {name}={raw!r}") from None
+
+
+def tune_mode() -> str:
+    mode = os.environ.get("NBCONV_TUNE", "").strip().lower() or "measure"
+    if mode not in MODES:
+        raise ValueError(f"The environment variable NBCONV_TUNE must be one of {MODES}. "
+                         f"Received: NBCONV_TUNE={mode!r}")
+    return mode
+
+
+def force_impl() -> str | None:
+    return os.environ.get("NBCONV_FORCE_IMPL", "").strip() or None
+
+
+def tuning_db_path() -> str:
+    return os.environ.get("NBCONV_TUNING_DB", "").strip() or default_path()
+
+
+def bench_tiny() -> bool:
+    return os.environ.get("NBCONV_BENCH_TINY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def tuner_settings() -> Settings:
+    """The tuner's Settings from the environment (see the table above)."""
+    kw = {k: _number(env, d, float) for k, (env, d) in _FLOAT_KNOBS.items()}
+    kw.update({k: _number(env, d, int) for k, (env, d) in _INT_KNOBS.items()})
+    kw["max_samples"] = max(kw["max_samples"], kw["min_samples"])
+    return Settings(mode=tune_mode(), force=force_impl(), **kw)

@@ -131,7 +131,7 @@ class Flatten(_Stateless):
         if self.data_format == "channels_first" and x.ndim > 2:
             # Keras moves channels last before flattening, so Dense weights match either format
             x = np.moveaxis(x, 1, -1)
-        return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+        return np.ascontiguousarray(x).reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def get_config(self):
         config = super().get_config()

@@ -4,3 +4,4 @@ from .dense_direct import dense_direct  # noqa: F401,E402  (direct loops: the fa
 from .direct import conv_direct  # noqa: F401,E402
 from .local_direct import local_direct  # noqa: F401,E402
 from .pool_direct import avgpool_direct, maxpool_direct  # noqa: F401,E402
+from . import winograd  # noqa: F401,E402  (Winograd F(2x2,3x3), F(4x4,3x3))

@@ -106,10 +106,9 @@ class Layer:
 
     def __call__(self, inputs, *args, **kwargs):
         x = self._prepare(inputs)
+        self._check_shape(x.shape)
         if not self.built:
             self.build((None, *x.shape[1:]))
-        else:
-            self._check_shape(x.shape)
         if x.shape[0] == 0:  # batch 0: nothing to compute, and nothing to compile
             return np.zeros((0, *self.compute_output_shape(x.shape)[1:]), self._np_dtype)
         return self.call(x, *args, **kwargs)

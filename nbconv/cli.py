@@ -14,7 +14,6 @@ import argparse
 import ast
 import importlib
 import json
-import os
 import sys
 import time
 
@@ -362,13 +361,14 @@ def main(argv=None) -> int:
         if word in ("bench", "report"):
             if i == 0 or (i == 2 and argv[0] == "--db"):
                 if i == 2:
-                    os.environ["NBCONV_TUNING_DB"] = argv[1]
+                    from . import knobs
+                    knobs.set_tuning_db(argv[1])
                 return _delegate("nbconv.bench" if word == "bench" else "reports.cli", argv[i + 1:], word)
             break
     a = build_parser().parse_args(argv)
     if a.db:
-        os.environ["NBCONV_TUNING_DB"] = a.db
-        from . import ops
+        from . import knobs, ops
+        knobs.set_tuning_db(a.db)
         ops.reset()
     try:
         commands = {"tune": cmd_tune, "explain": cmd_explain, "db": cmd_db, "overhead": cmd_overhead}

@@ -74,6 +74,11 @@ def tuning_db_path() -> str:
     return os.environ.get("NBCONV_TUNING_DB", "").strip() or default_path()
 
 
+def set_tuning_db(path: str) -> None:
+    """Point NBCONV_TUNING_DB at `path` (for this process and its children; the CLI's --db)."""
+    os.environ["NBCONV_TUNING_DB"] = str(path)
+
+
 def bench_tiny() -> bool:
     return os.environ.get("NBCONV_BENCH_TINY", "").strip().lower() in ("1", "true", "yes", "on")
 

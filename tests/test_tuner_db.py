@@ -1,0 +1,211 @@
+"""The SQLite tuning database: WAL, concurrent processes, corrupt and unwritable files,
+export / import / merge, records."""
+import glob
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tuner import Registry, Settings, Tuner, TuningDB, default_path, register
+
+QUICK = Settings(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0)
+
+
+class P:
+    def __init__(self, key):
+        self._key = key
+
+    def key(self):
+        return self._key
+
+
+def _registry():
+    reg = Registry()
+    register("op", "double", registry=reg)(lambda x, p: x * 2.0)
+    register("op", "twice", registry=reg)(lambda x, p: x + x)
+    return reg
+
+
+def _tuner(db, machine="m1"):
+    return Tuner(_registry(), reference=lambda op, p, x: x * 2.0, fingerprint={"machine": machine},
+                 db=db, settings=QUICK)
+
+
+def test_wal_schema_and_default_path(tmp_path, monkeypatch):
+    path = str(tmp_path / "sub" / "t.sqlite")
+    db = TuningDB(path)
+    assert db.path == path and not db.in_memory
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"measurements", "decisions", "fingerprints", "meta"} <= tables
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_path() == str(tmp_path / "cache" / "nbconv" / "tuning.sqlite")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_path() == os.path.join(os.path.expanduser("~"), ".cache", "nbconv", "tuning.sqlite")
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time, warnings
+    import numpy as np
+    warnings.simplefilter("error")
+    from tuner import Registry, Settings, Tuner, register
+
+    def spin(s):
+        end = time.perf_counter() + s
+        while time.perf_counter() < end:
+            pass
+
+    reg = Registry()
+    register("op", "a", registry=reg)(lambda x, p: (spin(1e-4), x * 2.0)[1])
+    register("op", "b", registry=reg)(lambda x, p: (spin(3e-4), x * 2.0)[1])
+
+    class P:
+        def __init__(self, k):
+            self.k = k
+        def key(self):
+            return self.k
+
+    t = Tuner(reg, reference=lambda op, p, x: x * 2.0, fingerprint={"machine": "shared"}, db=sys.argv[1],
+              settings=Settings(min_sample_s=2e-4, min_samples=3, max_samples=3, candidate_budget_s=0.0))
+    import os
+    open(os.path.join(sys.argv[2], f"ready-{os.getpid()}"), "w").close()
+    while not os.path.exists(os.path.join(sys.argv[2], "go")):   # start tuning together
+        time.sleep(0.01)
+    t0 = time.time()
+    for i in range(60):
+        t.select("op", P(f"k{i}"), (np.ones(8),))
+    print("done", t.db.path)
+    print(t0, time.time())
+""")
+
+
+def test_two_processes_tuning_at_once(tmp_path):
+    script = tmp_path / "tune.py"
+    script.write_text(SCRIPT)
+    path = str(tmp_path / "shared.sqlite")
+    sync_dir = tmp_path / "sync"
+    sync_dir.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), path, str(sync_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    deadline = time.time() + 120
+    while len(list(sync_dir.glob("ready-*"))) < 2 and time.time() < deadline:
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.01)
+    (sync_dir / "go").touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    spans = []
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+        lines = out.strip().splitlines()
+        assert lines[0] == f"done {path}"           # neither fell back to memory
+        spans.append([float(v) for v in lines[1].split()])
+    print("tuning spans (s):", spans)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM decisions").fetchone()[0] == 60
+    assert con.execute("SELECT count(*) FROM measurements").fetchone()[0] == 120
+    assert con.execute("SELECT count(*) FROM fingerprints").fetchone()[0] == 1
+
+
+def test_corrupt_file_is_moved_aside_and_tuning_goes_on(tmp_path):
+    path = str(tmp_path / "t.sqlite")
+    with open(path, "wb") as f:
+        f.write(b"this is not an SQLite database\n" * 200)
+    t = _tuner(path)
+    with pytest.warns(RuntimeWarning, match="is corrupt .* moved it to"):
+        d = t.select("op", P("k"), (np.ones(3),))
+    assert d.how == "measured" and t.db.path == path
+    aside = glob.glob(path + ".corrupt-*")
+    assert len(aside) == 1 and open(aside[0], "rb").read().startswith(b"this is not")
+    assert _tuner(path).select("op", P("k")).how == "db"     # the new file works
+
+
+def test_unwritable_location_falls_back_to_memory(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    t = _tuner(str(blocker / "t.sqlite"))
+    with pytest.warns(RuntimeWarning, match="unusable.*in memory"):
+        d = t.select("op", P("k"), (np.ones(3),))
+    assert d.how == "measured" and t.db.in_memory
+    assert t.select("op", P("k2"), (np.ones(3),)).how == "measured"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_directory_falls_back_to_memory(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.warns(RuntimeWarning, match="unusable"):
+            db = TuningDB(str(ro / "t.sqlite"))
+        assert db.in_memory
+    finally:
+        ro.chmod(0o700)
+
+
+def test_export_import_merges_and_never_overrides_another_fingerprint(tmp_path):
+    a_path, b_path = str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")
+    ta = _tuner(a_path, "m1")
+    ta.select("op", P("k"), (np.ones(3),))
+    before = {r["impl"]: r for r in ta.db.rows("measurements")}
+    tb = _tuner(b_path, "m2")
+    tb.select("op", P("k"), (np.ones(3),))
+    tb.select("op", P("k-only-b"), (np.ones(3),))
+    buf = io.StringIO()
+    assert tb.db.export(buf) == 1 + 4 + 2
+    buf.seek(0)
+    counts = ta.db.import_(buf)
+    assert counts == {"fingerprints": 1, "measurements": 4, "decisions": 2}
+    after = ta.db.rows("measurements")
+    assert {r["fp"] for r in after} == {ta.fp, tb.fp} and len(after) == 6
+    assert {r["impl"]: r for r in ta.db.rows("measurements", ta.fp)} == before   # untouched
+    assert _tuner(a_path, "m2").select("op", P("k-only-b")).how == "db"          # usable on m2
+
+
+def test_import_same_key_only_newer_rows_win(tmp_path):
+    db = TuningDB(str(tmp_path / "t.sqlite"))
+    t = _tuner(db)
+    t.select("op", P("k"), (np.ones(3),))
+    row = db.rows("decisions")[0]
+    older = dict(row, impl="stale", created=row["created"] - 100)
+    newer = dict(row, impl="fresh", created=row["created"] + 100)
+    db.import_(io.StringIO(json.dumps({"table": "decisions", "row": older}) + "\n"))
+    assert db.rows("decisions")[0]["impl"] == row["impl"]
+    db.import_(io.StringIO(json.dumps({"table": "decisions", "row": newer}) + "\n"))
+    assert db.rows("decisions")[0]["impl"] == "fresh"
+
+
+def test_import_rejects_bad_lines(tmp_path):
+    db = TuningDB(":memory:")
+    with pytest.raises(ValueError, match="line 2 is not an exported tuning row"):
+        db.import_(io.StringIO('{"table": "fingerprints", "row": {"fp": "x", "info": "{}", "created": 1}}\n'
+                               "garbage\n"))
+    with pytest.raises(ValueError, match=r"line 1 \(decisions\) lacks \['key'"):
+        db.import_(io.StringIO('{"table": "decisions", "row": {"fp": "x"}}\n'))
+    assert db.rows("fingerprints") == []          # nothing half-imported
+
+
+def test_records_and_clear(tmp_path):
+    db = TuningDB(str(tmp_path / "t.sqlite"))
+    t1, t2 = _tuner(db, "m1"), _tuner(db, "m2")
+    t1.select("op", P("k"), (np.ones(3),))
+    t2.select("op", P("k"), (np.ones(3),))
+    recs = t1.records()
+    assert len(recs) == 2 and {r["fp"] for r in recs} == {t1.fp}
+    assert sum(r["winner"] for r in recs) == 1 and sum(r["partner"] for r in recs) == 1
+    for r in recs:
+        assert isinstance(r["samples"], list) and len(r["samples"]) == 3 and r["config"] == {}
+        assert r["median_s"] > 0 and r["status"] == "ok" and r["tie"] in (True, False)
+    assert len(t1.records(all_machines=True)) == 4
+    assert db.clear(t1.fp) == 3
+    assert {r["fp"] for r in db.rows("measurements")} == {t2.fp}
+    assert db.clear() == 3 and db.rows("decisions") == []

@@ -197,19 +197,19 @@ def test_locally_connected_errors():
 
 # -- build / call --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("layer, shape, start", [
-    (lambda: L.Conv2D(4, 3), (2, 5, 5), 'Input 0 of layer "conv2d" is incompatible with the layer: '
-                                        'expected min_ndim=4, found ndim=3. Full shape received: (2, 5, 5)'),
-    (lambda: L.Conv1D(4, 3), (2, 5), 'Input 0 of layer "conv1d" is incompatible with the layer: '
-                                     'expected min_ndim=3, found ndim=2.'),
-    (lambda: L.Conv2D(4, 3), (2, 5, 5, 1, 1), 'Input 0 of layer "conv2d" is incompatible with the layer: '
-                                              'expected ndim=4, found ndim=5.'),
-    (lambda: L.MaxPooling2D(), (2, 5, 5), 'Input 0 of layer "max_pooling2d" is incompatible with the layer: '
-                                          'expected ndim=4, found ndim=3.'),
-    (lambda: L.GlobalAveragePooling1D(), (2, 5, 5, 1), 'Input 0 of layer "global_average_pooling1d" is '
-                                                       'incompatible with the layer: expected ndim=3'),
-    (lambda: L.LocallyConnected2D(2, 2), (2, 5, 5), 'Input 0 of layer "locally_connected2d" is incompatible'),
-    (lambda: L.Dense(2), (3,), 'Input 0 of layer "dense" is incompatible with the layer: '
-                               'expected min_ndim=2, found ndim=1.'),
+    (lambda: L.Conv2D(4, 3), (2, 5, 5), "Input 0 of layer 'conv2d' is incompatible with the layer: "
+                                        "expected min_ndim=4, found ndim=3. Full shape received: (2, 5, 5)"),
+    (lambda: L.Conv1D(4, 3), (2, 5), "Input 0 of layer 'conv1d' is incompatible with the layer: "
+                                     "expected min_ndim=3, found ndim=2."),
+    (lambda: L.Conv2D(4, 3), (2, 5, 5, 1, 1), "Input 0 of layer 'conv2d' is incompatible with the layer: "
+                                              "expected ndim=4, found ndim=5."),
+    (lambda: L.MaxPooling2D(), (2, 5, 5), "Input 0 of layer 'max_pooling2d' is incompatible with the layer: "
+                                          "expected ndim=4, found ndim=3."),
+    (lambda: L.GlobalAveragePooling1D(), (2, 5, 5, 1), "Input 0 of layer 'global_average_pooling1d' is "
+                                                       "incompatible with the layer: expected ndim=3"),
+    (lambda: L.LocallyConnected2D(2, 2), (2, 5, 5), "Input 0 of layer 'locally_connected2d' is incompatible"),
+    (lambda: L.Dense(2), (3,), "Input 0 of layer 'dense' is incompatible with the layer: "
+                               "expected min_ndim=2, found ndim=1."),
 ])
 def test_wrong_input_rank(layer, shape, start):
     L.clear_session()
@@ -220,13 +220,13 @@ def test_wrong_input_rank(layer, shape, start):
 def test_channel_count_fixed_after_build():
     conv = L.Conv2D(4, 3, data_format="channels_first")
     conv.build((None, 3, 8, 8))
-    with raises(ValueError, f'Input 0 of layer "{conv.name}" is incompatible with the layer: expected axis 1 '
-                            'of input shape to have value 3, but received input with shape (1, 2, 8, 8)'):
+    with raises(ValueError, f"Input 0 of layer '{conv.name}' is incompatible with the layer: expected axis 1 "
+                            "of input shape to have value 3, but received input with shape (1, 2, 8, 8)"):
         conv(x(1, 2, 8, 8))
     dense = L.Dense(2)
     dense.build((None, 5))
-    with raises(ValueError, f'Input 0 of layer "{dense.name}" is incompatible with the layer: '
-                            'expected axis -1'):
+    with raises(ValueError, f"Input 0 of layer '{dense.name}' is incompatible with the layer: "
+                            "expected axis -1"):
         dense(x(1, 4))
 
 

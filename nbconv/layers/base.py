@@ -187,18 +187,18 @@ class Layer:
         x = inputs if isinstance(inputs, np.ndarray) else np.asarray(inputs)
         kind = x.dtype.kind
         if kind not in "fiu":
-            raise TypeError(f"Input 0 of layer \"{self.name}\" must be a real numeric array "
+            raise TypeError(f"Input 0 of layer '{self.name}' must be a real numeric array "
                             f"(float or int). Received dtype={x.dtype}")
         if x.dtype != self._np_dtype or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=self._np_dtype)
         if x.ndim == 0:
-            raise ValueError(f"Input 0 of layer \"{self.name}\" is incompatible with the layer: "
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
                              "expected an array with a batch axis, found a scalar.")
         return x
 
     def _check_shape(self, shape):
         ndim = len(shape)
-        head = f"Input 0 of layer \"{self.name}\" is incompatible with the layer: "
+        head = f"Input 0 of layer '{self.name}' is incompatible with the layer: "
         full = f"Full shape received: {_shape_str(shape)}"
         if self._expected_ndim is not None and ndim != self._expected_ndim:
             raise ValueError(f"{head}expected ndim={self._expected_ndim}, found ndim={ndim}. {full}")

@@ -65,7 +65,7 @@ class BaseConv(Layer):
         input_shape = tuple(input_shape)
         self._check_shape(input_shape)
         if len(input_shape) != self.rank + 2:
-            raise ValueError(f"Input 0 of layer \"{self.name}\" is incompatible with the layer: "
+            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
                              f"expected ndim={self.rank + 2}, found ndim={len(input_shape)}. "
                              f"Full shape received: {input_shape}")
         out = tuple(conv_output_length(n, k, s, d, self.padding) for n, k, s, d in zip(

@@ -130,7 +130,7 @@ class BaseGlobalPooling(Layer):
     def _pool(self, x):
         spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
         if 0 in spatial:
-            raise ValueError(f"Input 0 of layer \"{self.name}\" has an empty spatial axis: "
+            raise ValueError(f"Input 0 of layer '{self.name}' has an empty spatial axis: "
                              f"cannot pool over shape {x.shape}")
         p = self._problems.get(x.shape)
         if p is None:

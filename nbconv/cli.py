@@ -35,11 +35,11 @@ def _fmt(v, spec):
     return "" if v is None else format(v, spec)
 
 
-def _progress(items, desc):
+def _progress(items, desc, unit="shape"):
     """tqdm if installed, else a plain counter on stderr."""
     try:
         from tqdm import tqdm
-        return tqdm(items, desc=desc, unit="shape", file=sys.stderr)
+        return tqdm(items, desc=desc, unit=unit, file=sys.stderr)
     except ImportError:
         def counter():
             n = len(items)
@@ -121,7 +121,7 @@ def _problems_of_layers(layers_, x):
     """Run layers one by one on x, collecting each ops call's (op, Problem)."""
     from . import ops
     found = []
-    for layer in _progress(list(layers_), "tuning layers"):
+    for layer in _progress(list(layers_), "tuning layers", unit="layer"):
         with ops.recording() as seen:
             x = layer(x)
         found.extend((getattr(layer, "name", type(layer).__name__), op, p) for op, p in seen)

@@ -477,3 +477,17 @@ def test_nan_and_inf_propagate_like_the_reference():
     mp = L.MaxPooling2D()(x)
     assert np.isnan(mp[0, 0, 0, 0]) and np.isposinf(mp[0, 2, 2, 1])
     assert np.isnan(L.Activation("relu")(np.array([[np.nan]], "float32")))[0, 0]
+
+
+def test_nan_in_weights_stays_where_the_reference_puts_it():
+    conv = L.Conv2D(1, 3, padding="same")
+    x = rand(1, 8, 8, 1)
+    conv.build(x.shape)
+    kernel = np.zeros((3, 3, 1, 1), "float32")
+    kernel[1, 1] = np.nan  # only the centre tap: every output reads one in-bounds input there
+    conv.set_weights([kernel, np.zeros(1)])
+    y = conv(x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(conv_ref(conv, x)))
+    kernel[1, 1] = 1
+    conv.set_weights([kernel, np.zeros(1)])
+    np.testing.assert_allclose(conv(x), x, atol=1e-5)  # (Winograd rounds even an identity kernel)

@@ -1,6 +1,7 @@
 """Conv1D/2D/3D: one BaseConv(rank), Keras 3 arguments, through `nbconv.ops.conv`."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -104,6 +105,7 @@ class BaseConv(Layer):
         bias = self._weight("bias")
         # kernels always take a bias array: zeros when the layer has none
         self._bias = bias if bias is not None else np.zeros(self.filters, self._np_dtype)
+        self._finite_weights = bool(np.isfinite(self._kernel).all() and np.isfinite(self._bias).all())
         self._problems.clear()
 
     @property
@@ -126,8 +128,14 @@ class BaseConv(Layer):
         return p
 
     def call(self, x):
-        y = ops.conv(x, self._kernel, self._bias, self._problem(x.shape))
-        return self.activation(y)
+        p = self._problem(x.shape)
+        if not (self._finite_weights and math.isfinite(np.add.reduce(x, axis=None))):
+            # NaN/Inf must land where the reference puts them, but transform kernels (Winograd) mix
+            # a whole tile. A non-finite sum (rarely a finite overflow) takes the always-applicable
+            # `direct` kernel; the sum costs one pass over x.
+            with ops.tuning(force="direct"):
+                return self.activation(ops.conv(x, self._kernel, self._bias, p))
+        return self.activation(ops.conv(x, self._kernel, self._bias, p))
 
     def get_config(self):
         config = super().get_config()

@@ -30,7 +30,7 @@ def measure_anchors(quick=False) -> dict:
     """{'sgemm_gflops', 'copy_gbps', 'source'}; prefers nbconv.env's measurement if it exists."""
     try:
         from nbconv import env
-        peak, bw = env.sgemm_peak_gflops(), env.copy_bandwidth_gbps()
+        peak, bw = env.sgemm_peak_gflops(), env.copy_bandwidth_gbs()
         return {"sgemm_gflops": float(peak), "copy_gbps": float(bw), "source": "nbconv.env"}
     except (ImportError, AttributeError):
         pass

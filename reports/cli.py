@@ -33,7 +33,7 @@ def summary_tables(df, decisions, anchors):
     ref = df[(df.section == "reference") & (df.status == "ok")]
     if not ref.empty:
         best = ref.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
-        best = best.reindex(list(dict.fromkeys(ref.shape)))
+        best = best.reindex(list(dict.fromkeys(ref["shape"])))
         t = pd.DataFrame({"shape": best.index})
         dec = {d["shape"]: d for d in decisions}
         t["winner"] = [dec.get(s, {}).get("winner", "") for s in best.index]

@@ -33,7 +33,7 @@ def _save(fig, path):
 
 def _facets(n_rows, n_cols, width=5.0, height=3.4):
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(width * n_cols, height * n_rows), squeeze=False,
-                             sharex=True)
+                             sharex=True, sharey="row")
     return fig, axes
 
 
@@ -86,7 +86,7 @@ def reference_bars(df, path):
     if d.empty:
         return None
     best = d.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
-    shapes = list(dict.fromkeys(d.shape))
+    shapes = list(dict.fromkeys(d["shape"]))
     best = best.reindex(shapes)
     impls = [c for c in best.columns if c not in TORCH and c != "nbconv (tuned)"]
     order = impls + [c for c in ("nbconv (tuned)", *TORCH) if c in best.columns]
@@ -127,7 +127,7 @@ def peak_fraction(df, anchors, path):
     if d.empty or not names:
         return None
     best = d[d.impl.isin(names)].groupby(["shape", "impl"], sort=False).gflops.max().unstack()
-    best = best.reindex(list(dict.fromkeys(d.shape)))
+    best = best.reindex(list(dict.fromkeys(d["shape"])))
     pct = 100.0 * best / anchors["sgemm_gflops"]
     col = colours(names)
     fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(pct) + 1.6))

@@ -1,0 +1,112 @@
+"""The tuner: cold tuning time of a shape, a decision read back from the database, and the
+dispatch overhead of a decided layer call over calling the chosen kernel directly.
+
+Cold tuning uses a fresh Tuner with an empty in-memory database and the knobs' settings (what
+a user's first call of a new shape pays), with every candidate compiled beforehand: compile
+time is its own benchmark (bench_compile)."""
+import functools
+import time
+
+import numpy as np
+
+import nbconv.ops
+from nbconv import env, knobs, reference
+from tuner import Tuner, TuningDB, registry
+
+from .common import arrays, problem, tiny
+
+
+def tuned_problem():
+    side, c = (6, 4) if tiny() else (16, 16)
+    return problem("conv", 2, 3, 1, "channels_last", batch=1, spatial=side, c_in=c, c_out=c)
+
+
+def fresh_tuner(db=None):
+    return Tuner(registry, reference=reference.run, fingerprint=env.fingerprint,
+                 db=db or TuningDB(":memory:"), settings=knobs.tuner_settings)
+
+
+def compile_all(p, args):
+    """Run every candidate once so the timed tuning measures no compilation."""
+    for impl, cfg in registry.candidates(p.op, p):
+        impl.fn(*args, p, **cfg)
+
+
+@functools.lru_cache(maxsize=None)
+def filled_db(p):
+    """A database holding p's decision (every candidate compiled on the way)."""
+    args = arrays(p)
+    compile_all(p, args)
+    db = TuningDB(":memory:")
+    fresh_tuner(db).select("conv", p, args)
+    return db
+
+
+class TuneShape:
+    """time_cold: a new shape, nothing stored; time_db_hit: a new process's first call of a
+    shape the database already holds (memory empty, decision read back, nothing measured)."""
+    number = 1
+    repeat = (2, 5, 20.0)
+    warmup_time = 0
+    rounds = 1
+    timeout = 300
+
+    def setup(self):
+        self.p = tuned_problem()
+        self.args = arrays(self.p)
+        if len(registry.candidates("conv", self.p)) < 2:
+            raise NotImplementedError("fewer than two candidates: nothing to tune")
+        self.cold = fresh_tuner()
+        self.warm = fresh_tuner(filled_db(self.p))
+
+    def time_cold(self):
+        self.cold.select("conv", self.p, self.args)
+
+    def time_db_hit(self):
+        self.warm.select("conv", self.p, self.args)
+
+
+@functools.lru_cache(maxsize=None)
+def decided_call(is_tiny):
+    """(p, x, w, b, direct): a tiny 1x1 conv decided through nbconv.ops, and its chosen kernel."""
+    p = problem("conv", 2, 1, 1, "channels_last", batch=1, spatial=4, c_in=2, c_out=2)
+    x, w, b = arrays(p)
+    nbconv.ops.conv(x, w, b, p)                                   # decides (tunes) once
+    fn, cfg = nbconv.ops.chosen("conv", p)
+
+    def direct():
+        return fn(x, w, b, p, **cfg)
+    direct()
+    return p, x, w, b, direct
+
+
+class Dispatch:
+    """A decided layer call (nbconv.ops.conv) against the chosen kernel called directly on a
+    tiny shape: the difference is the dispatch overhead (budget: 10 us). No setup method, so
+    asv calibrates the inner repetitions (calls take microseconds)."""
+    repeat = (5, 10, 2.0)
+    rounds = 1
+
+    def time_layer_dispatch(self):
+        p, x, w, b, _ = decided_call(tiny())
+        nbconv.ops.conv(x, w, b, p)
+
+    def time_kernel_direct(self):
+        decided_call(tiny())[4]()
+
+    def track_overhead_us(self):
+        """Median of (dispatch - direct) over interleaved batches, microseconds per call."""
+        p, x, w, b, direct = decided_call(tiny())
+        n, diffs = (50, []) if tiny() else (500, [])
+        for _ in range(5 if tiny() else 15):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                nbconv.ops.conv(x, w, b, p)
+            t1 = time.perf_counter()
+            for _ in range(n):
+                direct()
+            t2 = time.perf_counter()
+            diffs.append(((t1 - t0) - (t2 - t1)) / n * 1e6)
+        return max(float(np.median(diffs)), 0.0)
+
+    track_overhead_us.unit = "us"

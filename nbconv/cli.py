@@ -280,28 +280,41 @@ def cmd_overhead(a) -> int:
     from . import ops
     from .spec import make_problem
     shape = _ints(a.input_shape, "--input-shape")
-    p = make_problem("conv", shape, rank=len(shape) - 2, kernel=(1,) * (len(shape) - 2),
-                     out_channels=shape[-1], dtype="float32")
+    rank = len(shape) - 2
+    if rank not in (1, 2, 3):
+        raise SystemExit(f"nbconv: --input-shape must have 3 to 5 entries (batch first). Received: {shape}")
+    p = make_problem("conv", shape, rank=rank, kernel=(1,) * rank, out_channels=shape[-1], dtype="float32")
     x, w, b = ops.make_args("conv", p)
     ops.conv(x, w, b, p)                           # tunes and compiles
     fn, cfg = ops.chosen("conv", p)
+    calls = {"kernel called directly": lambda: fn(x, w, b, p, **cfg),
+             "nbconv.ops.conv": lambda: ops.conv(x, w, b, p)}
+    try:
+        from . import layers
+        layer = getattr(layers, f"Conv{rank}D")(shape[-1], 1)
+        layer(x)                                   # builds; same Problem, so already decided
+        calls[f"layers.Conv{rank}D(...)(x)"] = lambda: layer(x)
+    except ImportError:
+        pass
 
     def per_call(f, n=200):
         t0 = time.perf_counter()
         for _ in range(n):
             f()
         return (time.perf_counter() - t0) / n
-    direct, layer = [], []
-    for _ in range(a.repeats):                     # interleaved, so drift hits both alike
-        direct.append(per_call(lambda: fn(x, w, b, p, **cfg)))
-        layer.append(per_call(lambda: ops.conv(x, w, b, p)))
-    d, lay = float(np.median(direct)), float(np.median(layer))
-    diffs = np.array(layer) - np.array(direct)
+    times = {name: [] for name in calls}
+    for _ in range(a.repeats):                     # interleaved, so drift hits all alike
+        for name, f in calls.items():
+            times[name].append(per_call(f))
+    base = np.array(times["kernel called directly"])
     print(f"problem: {p.key()}  chosen: {ops.decision('conv', p).name}")
-    print(f"kernel called directly: {d * 1e6:.2f} us/call (median of {a.repeats} x 200 calls)")
-    print(f"ops.conv (decided):     {lay * 1e6:.2f} us/call")
-    print(f"dispatch overhead:      {(lay - d) * 1e6:.2f} us/call "
-          f"(median of paired differences {np.median(diffs) * 1e6:.2f} us)")
+    print(f"median of {a.repeats} interleaved samples of 200 calls each")
+    rows = []
+    for name, t in times.items():
+        t = np.array(t)
+        extra = "" if t is base else _fmt(float(np.median(t - base)) * 1e6, ".2f")
+        rows.append([name, _fmt(float(np.median(t)) * 1e6, ".2f"), extra])
+    _table(["call", "us/call", "dispatch overhead us (median paired difference)"], rows)
     return 0
 
 

@@ -22,6 +22,8 @@ FLOAT64_TOLERANCE = 1e-9
 
 _tuner: Tuner | None = None
 _memo: dict = {}            # Problem -> (fn, config) of the decided candidate
+_by_id: dict = {}           # id(Problem) -> (Problem, fn, config): skips hashing the Problem
+_BY_ID_MAX = 4096           # bounded: callers that build a new Problem per call only refill it
 _recording: list | None = None
 
 
@@ -59,51 +61,58 @@ def tuner() -> Tuner:
 
 def reset():
     """Forget every decision in memory and re-read the knobs on the next call (the DB stays)."""
-    global _tuner, _memo
-    _tuner, _memo = None, {}
+    global _tuner, _memo, _by_id
+    _tuner, _memo, _by_id = None, {}, {}
 
 
-def _first_call(op, p, arrays):
-    d = tuner().select(op, p, arrays)
-    if _recording is not None:
-        _recording.append((op, p))
-    _memo[p] = (d.impl.fn, d.config)
-    return d.impl.fn(*arrays, p, **d.config)
-
-
-def run(op: str, p, *arrays):
+def _call(op, p, arrays):
+    """The path of a call not decided for this Problem object: memo by value, else the tuner."""
     hit = _memo.get(p)
     if hit is None or p.op != op:
-        return _first_call(op, p, arrays)
+        d = tuner().select(op, p, arrays)
+        hit = _memo[p] = (d.impl.fn, d.config)
+    if _recording is not None:
+        _recording.append((op, p))
+    elif p.op == op:
+        if len(_by_id) >= _BY_ID_MAX:
+            _by_id.clear()
+        _by_id[id(p)] = (p, *hit)     # holding p keeps its id from being reused
     return hit[0](*arrays, p, **hit[1])
 
 
+def run(op: str, p, *arrays):
+    hit = _by_id.get(id(p))
+    if hit is None or hit[0] is not p or p.op != op:
+        return _call(op, p, arrays)
+    return hit[1](*arrays, p, **hit[2])
+
+
 def conv(x, w, b, p):
-    hit = _memo.get(p)
-    if hit is None:
-        return _first_call("conv", p, (x, w, b))
-    return hit[0](x, w, b, p, **hit[1])
+    hit = _by_id.get(id(p))
+    if hit is None or hit[0] is not p:
+        return _call("conv", p, (x, w, b))
+    return hit[1](x, w, b, p, **hit[2])
 
 
 def pool(x, p):
-    hit = _memo.get(p)
-    if hit is None:
-        return _first_call(p.op, p, (x,))
-    return hit[0](x, p, **hit[1])
+    hit = _by_id.get(id(p))
+    if hit is None or hit[0] is not p:
+        return _call(p.op, p, (x,))
+    return hit[1](x, p, **hit[2])
 
 
 def local(x, w, b, p):
-    hit = _memo.get(p)
-    if hit is None:
-        return _first_call("local", p, (x, w, b))
-    return hit[0](x, w, b, p, **hit[1])
+    hit = _by_id.get(id(p))
+    if hit is None or hit[0] is not p:
+        return _call("local", p, (x, w, b))
+    return hit[1](x, w, b, p, **hit[2])
 
 
 def dense(x, w, b, p):
-    hit = _memo.get(p)
-    if hit is None:
-        return _first_call("dense", p, (x, w, b))
-    return hit[0](x, w, b, p, **hit[1])
+    hit = _by_id.get(id(p))
+    if hit is None or hit[0] is not p:
+        return _call("dense", p, (x, w, b))
+    return hit[1](x, w, b, p, **hit[2])
 
 
 def decision(op: str, p, arrays=None):
@@ -131,29 +140,35 @@ def records(*, all_machines: bool = False, op: str | None = None) -> list[dict]:
 
 
 @contextlib.contextmanager
+def _fresh_memo():
+    global _memo, _by_id
+    saved = _memo, _by_id
+    _memo, _by_id = {}, {}
+    try:
+        yield
+    finally:
+        _memo, _by_id = saved
+
+
+@contextlib.contextmanager
 def tuning(**changes):
     """Tune differently inside the block, e.g. `with nbconv.ops.tuning(mode="off", force="direct"):`.
 
     Accepts any `tuner.Settings` field (mode, force, budgets, ...). Decisions made inside are
     kept apart from those outside.
     """
-    global _memo
-    saved, _memo = _memo, {}
-    try:
-        with tuner().using(**changes):
-            yield
-    finally:
-        _memo = saved
+    with _fresh_memo(), tuner().using(**changes):
+        yield
 
 
 @contextlib.contextmanager
 def recording():
     """Collect the (op, Problem) of every ops call in the block (each goes through the tuner)."""
-    global _memo, _recording
-    saved, _memo = _memo, {}
+    global _recording
     seen: list = []
-    _recording = seen
-    try:
-        yield seen
-    finally:
-        _memo, _recording = saved, None
+    with _fresh_memo():
+        _recording = seen
+        try:
+            yield seen
+        finally:
+            _recording = None

@@ -1,8 +1,10 @@
 """Direct dense layer: y = x @ w + b by loops (no BLAS), parallel over rows x feature blocks.
 
 Feature blocks let a single row (batch 1) still use both threads; the innermost loop runs over
-the contiguous features of w's row. float32 accumulates in float32; measured max rel error on the
-property tests' shapes is below 1e-6, the stated tolerance is 1e-5.
+the contiguous features of w's row. float32 accumulates in float32. Tolerance 1e-4: dense
+reductions are long (flattened features, 10^4 and more) and the error grows with them; measured max
+rel error on the property tests' draws (Cin <= 300) is 4.6e-6, in a draw whose few outputs nearly
+cancel (rel_error divides by the largest |output|).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from tuner.registry import register
 from ..spec import Problem
 from .views import check_array
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-4
 DTYPES = ("float32", "float64")
 
 

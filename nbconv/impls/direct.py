@@ -3,8 +3,9 @@
 The wrapper zero-pads the input into a copy (zero pads are exact for conv), so the kernels have no
 bounds checks, and sees every rank as 5-D (see `views`): one compile per (layout, dtype).
 float32 accumulates in float32 (FMA contraction allowed, nothing reassociated, so NaN and Inf
-propagate exactly as in the reference). Measured max rel error against the float64 reference on
-the property tests' shapes is below 1e-6; the stated tolerance is 1e-5.
+propagate exactly as in the reference). Tolerance 1e-5; measured max rel error against the float64
+reference: 8e-7 over the property tests' draws, 1.7e-6 on the reference shapes (pw_1x1_7, a
+2048-term reduction; the error grows roughly with its square root).
 """
 from __future__ import annotations
 

@@ -134,3 +134,15 @@ def test_fingerprint_and_peaks():
     assert ops.tuner().fingerprint == fp
     assert env.sgemm_peak_gflops(n=128, repeats=2) > 0
     assert env.copy_bandwidth_gbs(nbytes=1 << 20, repeats=2) > 0
+
+
+def test_first_call_with_non_finite_input_tunes_on_random_data():
+    p = make_problem("conv", (1, 7, 7, 5), rank=2, kernel=(3, 3), padding="same", out_channels=6)
+    x, w, b = ops.make_args("conv", p, seed=4)
+    x[0, 3, 3, 1] = np.inf
+    x[0, 0, 0, 0] = np.nan
+    y = ops.conv(x, w, b, p)
+    assert y.shape == p.output_shape and np.isnan(y).any()     # the NaN reaches the output
+    rows = [r for r in ops.records(op="conv") if r["key"] == p.key()]
+    assert len(rows) == len(registry.candidates("conv", p))
+    assert all(r["status"] == "ok" for r in rows), [(r["impl"], r["reason"]) for r in rows]

@@ -364,7 +364,8 @@ class Tuner:
     # -- explaining and reading back ----------------------------------------------------------
     def explain(self, op: str, problem, arrays=None, *, measure: bool = True) -> dict:
         """Every registered impl/config of `op` for `problem`: applicable or why not, and its
-        stored (or, with measure=True, freshly taken) measurement; plus the decision.
+        stored (or, with measure=True, in any mode, freshly taken) measurement; plus the
+        decision the current mode makes.
 
         Returns {"op", "key", "decision" (Decision or None), "error" (why no decision, or ""),
         "rows": [dict(impl, config, label, applies, reason, status, compile_s, median_s, spread,
@@ -373,7 +374,7 @@ class Tuner:
         key = problem.key()
         cands = self.registry.candidates(op, problem)
         rows = {}
-        if cands and measure and self.settings.mode == "measure":
+        if cands and measure:
             rows = self.ensure_measured(op, problem, cands, arrays)
         elif cands:
             stored = self._db_do("measurements", key, self.fp, op, default={}) or {}

@@ -87,6 +87,7 @@ class Layer:
         self._weights: list[tuple[str, np.ndarray]] = []
         self._build_input_shape = None
         self._problems = {}
+        self._seen_shapes = set()
         # channel axis and value fixed by build (Keras InputSpec axes)
         self._spec_axes: dict[int, int] = {}
 
@@ -106,12 +107,20 @@ class Layer:
 
     def __call__(self, inputs, *args, **kwargs):
         x = self._prepare(inputs)
-        self._check_shape(x.shape)
-        if not self.built:
-            self.build((None, *x.shape[1:]))
+        if x.shape not in self._seen_shapes:  # checks run once per input shape: calls stay cheap
+            self._first_seen(x.shape)
         if x.shape[0] == 0:  # batch 0: nothing to compute, and nothing to compile
             return np.zeros((0, *self.compute_output_shape(x.shape)[1:]), self._np_dtype)
         return self.call(x, *args, **kwargs)
+
+    def _first_seen(self, shape):
+        self._check_shape(shape)
+        if not self.built:
+            self.build((None, *shape[1:]))
+        self.compute_output_shape(shape)  # e.g. a conv's output size on new spatial dims
+        if self._build_input_shape is None:
+            self._build_input_shape = (None, *shape[1:])
+        self._seen_shapes.add(shape)
 
     def call(self, x):
         raise NotImplementedError
@@ -199,11 +208,12 @@ class Layer:
     def _check_shape(self, shape):
         ndim = len(shape)
         head = f"Input 0 of layer '{self.name}' is incompatible with the layer: "
-        full = f"Full shape received: {_shape_str(shape)}"
         if self._expected_ndim is not None and ndim != self._expected_ndim:
-            raise ValueError(f"{head}expected ndim={self._expected_ndim}, found ndim={ndim}. {full}")
+            raise ValueError(f"{head}expected ndim={self._expected_ndim}, found ndim={ndim}. "
+                             f"Full shape received: {_shape_str(shape)}")
         if self._min_ndim is not None and ndim < self._min_ndim:
-            raise ValueError(f"{head}expected min_ndim={self._min_ndim}, found ndim={ndim}. {full}")
+            raise ValueError(f"{head}expected min_ndim={self._min_ndim}, found ndim={ndim}. "
+                             f"Full shape received: {_shape_str(shape)}")
         for axis, value in self._spec_axes.items():
             if shape[axis] is not None and shape[axis] != value:
                 raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, "

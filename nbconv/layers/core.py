@@ -105,12 +105,6 @@ class _Stateless(Layer):
         super().__init__(**kwargs)
         self.built = True
 
-    def __call__(self, inputs, *args, **kwargs):
-        x = self._prepare(inputs)
-        self._check_shape(x.shape)
-        self._build_input_shape = self._build_input_shape or (None, *x.shape[1:])
-        return self.call(x, *args, **kwargs)
-
 
 class Flatten(_Stateless):
     _min_ndim = 1

@@ -31,14 +31,6 @@ class BasePooling(Layer):
         self._expected_ndim = pool_dimensions + 2
         self.built = True  # no weights: Keras builds these at init
 
-    def __call__(self, inputs, *args, **kwargs):
-        x = self._prepare(inputs)
-        self._check_shape(x.shape)
-        self._build_input_shape = self._build_input_shape or (None, *x.shape[1:])
-        if x.shape[0] == 0:
-            return np.zeros((0, *self.compute_output_shape(x.shape)[1:]), self._np_dtype)
-        return self.call(x)
-
     def _spatial(self, shape):
         return shape[1:-1] if self.data_format == "channels_last" else shape[2:]
 
@@ -117,27 +109,22 @@ class BaseGlobalPooling(Layer):
         return (input_shape[0], input_shape[1], *(1,) * r) if self.keepdims else \
             (input_shape[0], input_shape[1])
 
-    def __call__(self, inputs, *args, **kwargs):
-        x = self._prepare(inputs)
-        self._check_shape(x.shape)
-        self._build_input_shape = self._build_input_shape or (None, *x.shape[1:])
-        if x.size == 0:
-            spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
-            if x.shape[0] == 0 or 0 not in spatial:
-                return np.zeros(self.compute_output_shape(x.shape), self._np_dtype)
-        return self.call(x, *args, **kwargs)
+    def _first_seen(self, shape):
+        super()._first_seen(shape)
+        spatial = shape[1:-1] if self.data_format == "channels_last" else shape[2:]
+        if 0 in spatial:
+            self._seen_shapes.discard(shape)
+            raise ValueError(f"Input 0 of layer '{self.name}' has an empty spatial axis: "
+                             f"cannot pool over shape {shape}")
 
     def _pool(self, x):
-        spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
-        if 0 in spatial:
-            raise ValueError(f"Input 0 of layer '{self.name}' has an empty spatial axis: "
-                             f"cannot pool over shape {x.shape}")
-        p = self._problems.get(x.shape)
-        if p is None:
+        hit = self._problems.get(x.shape)
+        if hit is None:
+            spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
             p = make_problem(self._op, x.shape, rank=self.rank, kernel=spatial, strides=spatial,
                              padding="valid", layout=self.data_format, dtype=self.dtype)
-            self._problems[x.shape] = p
-        return ops.pool(x, p).reshape(self.compute_output_shape(x.shape))
+            hit = self._problems[x.shape] = (p, self.compute_output_shape(x.shape))
+        return ops.pool(x, hit[0]).reshape(hit[1])
 
     def call(self, x):
         return self._pool(x)

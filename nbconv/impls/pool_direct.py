@@ -91,20 +91,52 @@ def _pool_first(x, out, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw, is_ma
         fh, h0, h1 = _span(oh, sh, ph, kh_, dh, h_)
         for ow in range(ow_):
             fw, w0, w1 = _span(ow, sw, pw, kw_, dw, w_)
-            acc = -np.inf if is_max else 0.0
-            for jd in range(d0, d1):
-                for jh in range(h0, h1):
-                    xr = x[n, c, fd + jd * dd, fh + jh * dh]
+            wl = w1 - w0
+            # windows spanning whole rows (global pooling) are one contiguous run per depth slice
+            full = dh == 1 and dw == 1 and fw + w0 == 0 and wl == w_
+            run = (h1 - h0) * w_ if full else wl
+            if dw == 1 and run >= 16:
+                # long runs: up to 64 lanes combined with vector loops, reduced once at the end
+                nl = min(run, 64)
+                lane = np.empty(nl, x.dtype)
+                for q in range(nl):
+                    lane[q] = -np.inf if is_max else 0.0
+                for jd in range(d0, d1):
+                    plane = x[n, c, fd + jd * dd].reshape(-1)
+                    for jh in range(h0, h0 + 1 if full else h1):
+                        start = (fh + jh * dh) * w_ + fw + w0
+                        for base in range(0, run, nl):
+                            xr = plane[start + base:]
+                            m = min(nl, run - base)
+                            if is_max:
+                                for q in range(m):
+                                    v = xr[q]
+                                    a = lane[q]
+                                    lane[q] = v if (v > a or v != v) else a
+                            else:
+                                for q in range(m):
+                                    lane[q] += xr[q]
+                acc = -np.inf if is_max else 0.0
+                for q in range(nl):
+                    v = lane[q]
                     if is_max:
-                        for jw in range(w0, w1):
-                            v = xr[fw + jw * dw]
-                            if v > acc or v != v:
-                                acc = v
+                        acc = v if (v > acc or v != v or acc != acc) else acc
                     else:
-                        for jw in range(w0, w1):
-                            acc += xr[fw + jw * dw]
+                        acc += v
+            else:
+                acc = -np.inf if is_max else 0.0
+                for jd in range(d0, d1):
+                    for jh in range(h0, h1):
+                        xr = x[n, c, fd + jd * dd, fh + jh * dh]
+                        if is_max:
+                            for jw in range(w0, w1):
+                                v = xr[fw + jw * dw]
+                                acc = v if (v > acc or v != v or acc != acc) else acc
+                        else:
+                            for jw in range(w0, w1):
+                                acc += xr[fw + jw * dw]
             if not is_max:
-                count = (d1 - d0) * (h1 - h0) * (w1 - w0)
+                count = (d1 - d0) * (h1 - h0) * wl
                 acc = acc / count if count > 0 else np.nan
             out[n, c, od, oh, ow] = acc
 

@@ -261,6 +261,10 @@ CATALOGUE = {
     "maxpool_global": nd("maxpool", 2, 20, 20, (7, 7), 7, 1, "valid"),
     "avgpool_global_nchw": nd("avgpool", 2, 6, 6, (7, 6), 1, 1, "valid", layout="channels_first").with_(
         kernel=(7, 6)),
+    "maxpool_global_nchw": nd("maxpool", 2, 3, 3, (9, 9), 9, 1, "valid", layout="channels_first"),
+    "avgpool3d_global_nchw": nd("avgpool", 3, 2, 2, (3, 4, 5), 1, 1, "valid", layout="channels_first").with_(
+        kernel=(3, 4, 5)),
+    "maxpool1d_wide_nchw": nd("maxpool", 1, 2, 2, (40,), 20, 7, "same", layout="channels_first"),
     "maxpool1d": nd("maxpool", 1, 3, 3, (9,), 2, 2, "same"),
     "avgpool3d": nd("avgpool", 3, 2, 2, (4, 5, 4), 2, 2, "same"),
     "local1d_same": nd("local", 1, 3, 4, (9,), 3, 1, "same"),

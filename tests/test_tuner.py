@@ -1,7 +1,8 @@
 """The generic tuner on fake candidates with controlled timings (no Numba).
 
-Fake kernels busy-wait a fixed time, so "fast" and "slow" are a 3x apart; equal-speed
-kernels run the same code. The decision rule itself is tested on synthetic samples.
+Fake kernels busy-wait a fixed time; where a test needs a specific winner the two differ
+20x, so that scheduler preemption on a loaded machine (4 ms ticks) cannot flip the order.
+Equal-speed kernels run the same code. The decision rule itself is tested on synthetic samples.
 """
 import json
 import time
@@ -135,7 +136,7 @@ def test_choose_never_picks_a_failed_candidate_and_raises_when_all_failed():
 # -- measuring fake kernels ----------------------------------------------------------------------
 def test_measured_winner_failures_and_wrong_outputs_recorded():
     reg = Registry()
-    fake(reg, "slow", 0.001, priority=9)
+    fake(reg, "slow", 0.002, priority=9)
     fake(reg, "fast", 0.0001)
     fake(reg, "broken", 0.0, raises=RuntimeError("boom"))
     fake(reg, "wrong", 0.0, result=3.0)           # fastest of all, but wrong
@@ -202,7 +203,7 @@ def test_candidate_budget_and_sample_bounds():
 def test_shape_budget_skips_later_candidates_and_they_are_measured_later(tmp_path):
     db = str(tmp_path / "t.sqlite")
     reg = Registry()
-    fake(reg, "first", 0.0003, priority=5)
+    fake(reg, "first", 0.002, priority=5)
     fake(reg, "second", 0.0001)
     t = make_tuner(reg, db=db, settings=QUICK.with_(shape_budget_s=0.0))
     d = t.select("op", FakeProblem(), X)
@@ -269,12 +270,12 @@ def test_configs_are_separate_candidates():
         seen.append(n)
         spin(0.0001 * n)
         return x * 2.0
-    register("op", "tiled", configs=[{"n": 1}, {"n": 6}], registry=reg)(fn)
+    register("op", "tiled", configs=[{"n": 1}, {"n": 20}], registry=reg)(fn)
     t = make_tuner(reg)
     d = t.select("op", FakeProblem(), X)
     assert d.config == {"n": 1} and d.name == "tiled[n=1]"
-    assert {json.dumps(r["config"]) for r in t.records()} == {'{"n": 1}', '{"n": 6}'}
-    assert set(seen) == {1, 6}
+    assert {json.dumps(r["config"]) for r in t.records()} == {'{"n": 1}', '{"n": 20}'}
+    assert set(seen) == {1, 20}
 
 
 def test_verification_skipped_above_the_size_limit_is_recorded():
@@ -349,8 +350,8 @@ def test_settings_are_validated():
 # -- explain --------------------------------------------------------------------------------------
 def test_explain_lists_every_candidate():
     reg = Registry()
-    fake(reg, "a", 0.0002)
-    fake(reg, "b", 0.0006)
+    fake(reg, "a", 0.0001)
+    fake(reg, "b", 0.002)
     fake(reg, "c", 0.0, applies=lambda p: "needs rank 2")
     t = make_tuner(reg)
     ex = t.explain("op", FakeProblem(), X)

@@ -120,7 +120,7 @@ def _pool_first(x, out, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw, is_ma
                 for q in range(nl):
                     v = lane[q]
                     if is_max:
-                        acc = v if (v > acc or v != v or acc != acc) else acc
+                        acc = v if (v > acc or v != v) else acc
                     else:
                         acc += v
             else:
@@ -131,7 +131,7 @@ def _pool_first(x, out, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw, is_ma
                         if is_max:
                             for jw in range(w0, w1):
                                 v = xr[fw + jw * dw]
-                                acc = v if (v > acc or v != v or acc != acc) else acc
+                                acc = v if (v > acc or v != v) else acc
                         else:
                             for jw in range(w0, w1):
                                 acc += xr[fw + jw * dw]

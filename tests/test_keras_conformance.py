@@ -52,7 +52,7 @@ def compare(name, args, kwargs, shape, seed=0, **call_kw):
     assert [w.shape for w in nl.get_weights()] == [w.shape for w in weights]
     nl.set_weights(weights)
     assert nl.count_params() == kl.count_params()
-    assert nl.compute_output_shape((None, *shape[1:])) == kl.compute_output_shape((None, *shape[1:]))
+    assert nl.compute_output_shape((None, *shape[1:])) == tuple(kl.compute_output_shape((None, *shape[1:])))
     expect = keras_out(kl, x, **call_kw)
     got = nl(x, **call_kw)
     assert got.shape == expect.shape and got.dtype == expect.dtype
@@ -244,3 +244,75 @@ def test_channel_mismatch_matches_keras():
     with pytest.raises(ValueError) as ninfo:
         nl(np.ones((1, 5, 5, 2), "float32"))
     assert str(ninfo.value) == str(kinfo.value).replace(" with name 'None'", "")
+
+
+# -- the secondary conv layers ---------------------------------------------------------------------------
+def _variant_grid():
+    cases = []
+    for rank, fmt, (pad, strides, dil) in itertools.product(
+            (1, 2), ("channels_last", "channels_first"),
+            [("valid", 1, 1), ("same", 2, 1), ("same", 1, 2), ("valid", 2, 2)]):
+        sp = {1: (8,), 2: (7, 6)}[rank]
+        shape = (2, *sp, 3) if fmt == "channels_last" else (2, 3, *sp)
+        kernel = {1: 3, 2: (3, 2)}[rank]
+        kw = dict(strides=strides, padding=pad, data_format=fmt, dilation_rate=dil)
+        cases.append((f"DepthwiseConv{rank}D", (kernel,), dict(kw, depth_multiplier=2), shape))
+        cases.append((f"SeparableConv{rank}D", (4, kernel), dict(kw, depth_multiplier=2, activation="relu"),
+                      shape))
+    return cases
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", _variant_grid())
+def test_depthwise_and_separable(name, args, kwargs, shape):
+    compare(name, args, kwargs, shape)
+
+
+def _transpose_grid():
+    cases = []
+    for rank, fmt, (pad, strides, dil, out_pad), kernel in itertools.product(
+            (1, 2, 3), ("channels_last", "channels_first"),
+            [("valid", 1, 1, None), ("valid", 2, 1, None), ("same", 2, 1, None), ("valid", 3, 1, None),
+             ("same", 1, 2, None), ("valid", 2, 1, 1), ("same", 3, 1, 1)], (2, 3)):
+        if rank == 3 and (fmt, kernel) != ("channels_last", 3):
+            continue
+        if pad == "same" and out_pad is not None and kernel % 2 == 0 and out_pad == 0:
+            continue  # unspecified in Keras (spec §2 trap)
+        sp = {1: (5,), 2: (4, 3), 3: (3, 2, 3)}[rank]
+        shape = (2, *sp, 3) if fmt == "channels_last" else (2, 3, *sp)
+        kw = dict(strides=strides, padding=pad, data_format=fmt, dilation_rate=dil, output_padding=out_pad)
+        cases.append((f"Conv{rank}DTranspose", (4, kernel), kw, shape))
+    return cases
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", _transpose_grid())
+def test_conv_transpose(name, args, kwargs, shape):
+    compare(name, args, kwargs, shape)
+
+
+@pytest.mark.parametrize("make", [
+    lambda lib: lib.DepthwiseConv2D(3, depth_multiplier=0),
+    lambda lib: lib.DepthwiseConv1D(3, padding="causal"),
+    lambda lib: lib.SeparableConv1D(4, 3, padding="causal"),
+    lambda lib: lib.SeparableConv2D(0, 3),
+    lambda lib: lib.Conv2DTranspose(4, 3, output_padding=2, strides=2),
+    lambda lib: lib.Conv2DTranspose(4, 3, strides=2, dilation_rate=2),
+    lambda lib: lib.Conv2DTranspose(4, 3, groups=2),
+    lambda lib: lib.Conv1DTranspose(4, 3, padding="causal"),
+])
+def test_variant_constructor_errors_match_keras(make):
+    with pytest.raises(Exception) as kinfo:
+        make(K)
+    with pytest.raises(Exception) as ninfo:
+        make(L)
+    assert type(ninfo.value) is type(kinfo.value)
+    if type(kinfo.value) is ValueError:
+        assert str(ninfo.value) == str(kinfo.value)
+
+
+def test_variant_positional_order():
+    # depth_multiplier is Depthwise's 4th positional; Conv3DTranspose has data_format before output_padding
+    assert L.DepthwiseConv2D(3, 1, "valid", 4).depth_multiplier == 4
+    assert K.DepthwiseConv2D(3, 1, "valid", 4).depth_multiplier == 4
+    a = L.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
+    b = K.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
+    assert (a.data_format, a.output_padding) == (b.data_format, tuple(b.output_padding))

@@ -1,6 +1,15 @@
 """Keras-exact layers on nbconv's kernels: same signatures, defaults, weights, shapes and errors."""
 from .base import Layer, clear_session
 from .conv import BaseConv, Conv1D, Conv2D, Conv3D
+from .conv_variants import (
+    Conv1DTranspose,
+    Conv2DTranspose,
+    Conv3DTranspose,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer
 from .local import LocallyConnected1D, LocallyConnected2D
 from .pooling import (
@@ -20,6 +29,9 @@ from .pooling import (
 
 # Aliases: the same classes, as in keras.layers (spec §6).
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
+    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
 AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePooling3D
 GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
@@ -30,7 +42,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     Conv1D, Conv2D, Conv3D, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D,
     AveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalAveragePooling3D, LocallyConnected1D, LocallyConnected2D, Dense, Flatten,
-    Activation, Dropout, InputLayer)}
+    Activation, Dropout, InputLayer, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
+    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)}
 
 
 def deserialize(config):
@@ -49,4 +62,5 @@ __all__ = sorted(LAYER_CLASSES) + [
     "Input", "Layer", "BaseConv", "clear_session", "deserialize", "serialize",
     "Convolution1D", "Convolution2D", "Convolution3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
-    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D"]
+    "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "Convolution1DTranspose",
+    "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D", "SeparableConvolution2D"]

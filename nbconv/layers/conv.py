@@ -32,6 +32,23 @@ def mixes_tiles(fn) -> bool:
     return "winograd" in name or "fft" in name
 
 
+def run_conv(mixes_cache, x, w, b, p):
+    """`ops.conv`, with NaN/Inf landing where the reference puts them.
+
+    A NaN/Inf input or weight makes a tile-mixing kernel spread it over its whole tile (the reference
+    spreads it only to the windows that read it): when such a kernel returns a non-finite output,
+    the call is redone with the always-applicable `direct` kernel. `mixes_cache` maps Problem -> bool.
+    """
+    y = ops.conv(x, w, b, p)
+    mixes = mixes_cache.get(p)
+    if mixes is None:
+        mixes = mixes_cache[p] = mixes_tiles(ops.chosen("conv", p)[0])
+    if mixes and not math.isfinite(np.add.reduce(y, axis=None)):
+        with ops.tuning(force="direct"):
+            y = ops.conv(x, w, b, p)
+    return y
+
+
 class BaseConv(Layer):
     def __init__(self, rank, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
@@ -140,17 +157,7 @@ class BaseConv(Layer):
         return p
 
     def call(self, x):
-        p = self._problem(x.shape)
-        y = ops.conv(x, self._kernel, self._bias, p)
-        mixes = self._mixes.get(p)
-        if mixes is None:
-            mixes = self._mixes[p] = mixes_tiles(ops.chosen("conv", p)[0])
-        if mixes and not math.isfinite(np.add.reduce(y, axis=None)):
-            # A NaN/Inf input or weight: a tile-transform kernel spreads it over its whole tile,
-            # the reference only to the windows that read it. Redo with the `direct` fallback.
-            with ops.tuning(force="direct"):
-                y = ops.conv(x, self._kernel, self._bias, p)
-        return self.activation(y)
+        return self.activation(run_conv(self._mixes, x, self._kernel, self._bias, self._problem(x.shape)))
 
     def get_config(self):
         config = super().get_config()

@@ -63,7 +63,17 @@ class Sequential:
         self.built = True
 
     # -- running -------------------------------------------------------------------------
-    def __call__(self, x):
+    @property
+    def input_shape(self):
+        return self._build_input_shape if self.built else None
+
+    @property
+    def output_shape(self):
+        return self._output_shapes[-1] if self.built and self._output_shapes else None
+
+    def __call__(self, x, training=None):
+        if training:
+            raise ValueError("nbconv models are inference-only: training=True is not supported.")
         if not self._layers:
             raise ValueError(f"Sequential model '{self.name}' has no layers: add some before calling it.")
         if not self.built:

@@ -347,10 +347,41 @@ def test_automatic_names_like_keras():
     assert L.Conv2D(1, 1).name == "conv2d"
 
 
+def test_training_argument_is_accepted_and_ignored_except_by_dropout():
+    x = rand(1, 5, 5, 2)
+    conv = L.Conv2D(2, 3)
+    np.testing.assert_array_equal(conv(x, training=False), conv(x))
+    with pytest.raises(ValueError, match="inference-only"):
+        L.Dropout(0.5)(x, training=True)
+
+
+def test_variant_names_and_params():
+    L.clear_session()
+    dw, sep, tr = L.DepthwiseConv2D(3, depth_multiplier=2), L.SeparableConv2D(8, 3), L.Conv2DTranspose(4, 3)
+    assert (dw.name, sep.name, tr.name) == ("depthwise_conv2d", "separable_conv2d", "conv2d_transpose")
+    dw.build((None, 8, 8, 5))
+    sep.build((None, 8, 8, 32))
+    tr.build((None, 8, 8, 8))
+    assert dw.count_params() == 3 * 3 * 5 * 2 + 10
+    assert sep.count_params() == 552
+    assert [w.shape for w in sep.get_weights()] == [(3, 3, 32, 1), (1, 1, 32, 8), (8,)]
+    assert tr.count_params() == 292 and tr.get_weights()[0].shape == (3, 3, 4, 8)
+    assert L.Conv1DTranspose(1, 2, strides=3).compute_output_shape((None, 5, 1)) == (None, 15, 1)
+    assert L.Conv1DTranspose(1, 1, strides=2).compute_output_shape((None, 3, 1)) == (None, 6, 1)
+
+
+def test_transpose_tail_cells_hold_only_the_bias():
+    layer = L.Conv1DTranspose(1, 2, strides=3, bias_initializer="ones")
+    y = layer(rand(1, 5, 1))
+    np.testing.assert_array_equal(y[0, 2::3, 0], 1.0)
+
+
 def test_aliases_are_the_same_classes():
     assert L.Convolution1D is L.Conv1D and L.Convolution3D is L.Conv3D
     assert L.MaxPool3D is L.MaxPooling3D and L.AvgPool1D is L.AveragePooling1D
     assert L.GlobalMaxPool1D is L.GlobalMaxPooling1D and L.GlobalAvgPool3D is L.GlobalAveragePooling3D
+    assert L.Convolution2DTranspose is L.Conv2DTranspose and L.SeparableConvolution1D is L.SeparableConv1D
+    assert not hasattr(L, "Deconvolution2D")  # not in Keras 3 either (spec §6)
 
 
 @pytest.mark.parametrize("layer", [
@@ -364,6 +395,9 @@ def test_aliases_are_the_same_classes():
     lambda: L.Dense(3, activation="tanh",
                     bias_initializer={"class_name": "Constant", "config": {"value": 2}}),
     lambda: L.Flatten(), lambda: L.Dropout(0.3, seed=1), lambda: L.Activation("gelu"),
+    lambda: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", data_format="channels_first"),
+    lambda: L.SeparableConv1D(4, 3, strides=2, depthwise_initializer="he_uniform"),
+    lambda: L.Conv3DTranspose(2, 3, strides=2, output_padding=1, activation="sigmoid"),
 ])
 def test_config_round_trip(layer):
     layer = layer()

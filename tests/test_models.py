@@ -101,6 +101,7 @@ def test_unbuilt_model_builds_on_first_call():
     assert not model.built
     y = model(np.ones((2, 5, 5, 3), "float32"))
     assert y.shape == (2, 1) and model.built and model.count_params() == 56 + 19
+    assert model.input_shape == (None, 5, 5, 3) and model.output_shape == (None, 1)
 
 
 def test_predict_batches_equal_one_call():

@@ -105,7 +105,11 @@ class Layer:
     def _build(self, input_shape):
         """Create weights; override where the layer has any."""
 
+    _takes_training = False  # Dropout reads `training`; other layers accept and ignore it, as Keras
+
     def __call__(self, inputs, *args, **kwargs):
+        if not self._takes_training:
+            kwargs.pop("training", None)
         x = self._prepare(inputs)
         if x.shape not in self._seen_shapes:  # checks run once per input shape: calls stay cheap
             self._first_seen(x.shape)

@@ -150,6 +150,8 @@ class Activation(_Stateless):
 class Dropout(_Stateless):
     """Identity: nbconv runs inference only (Keras's Dropout is the identity unless training=True)."""
 
+    _takes_training = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:

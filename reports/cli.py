@@ -86,6 +86,9 @@ def main(argv=None) -> int:
         notes.append("PyTorch not measured (not installed, or --no-torch).")
     anchors = anchors_mod.measure_anchors(quick=a.quick or a.tiny)
     rows, decisions = sweep.run_sweep(s, progress=not a.no_progress)
+    # a peak is what the machine can do: keep the better of a measurement before and after
+    again = anchors_mod.measure_anchors(quick=a.quick or a.tiny, fresh=True)
+    anchors.update({k: max(anchors[k], again[k]) for k in ("sgemm_gflops", "copy_gbps")})
     df = pd.DataFrame(rows)
     if df.empty:
         print("nbconv report: nothing was measured (no implementation registered?)", file=sys.stderr)

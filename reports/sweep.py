@@ -20,7 +20,7 @@ from nbconv.spec import make_problem
 from tuner import registry
 
 from . import torch_anchor, tuning
-from .timing import measure, summary
+from .timing import measure, measure_interleaved, summary
 
 KERNELS = (1, 3, 5, 7)
 POOLS = (2, 3, 5, 7)
@@ -129,13 +129,13 @@ def reference_tasks(s: Settings, rows, decisions):
                 cand = measure_candidates("reference", name, p, args, s.budget, configs="all")
                 d = decide_from_rows(cand)
             rows.extend(cand)
-            # The tuned layer path and torch, timed back to back for the ratio.
-            t = measure(lambda: nbconv.ops.run("conv", p, *args), budget=s.budget)
-            rows.append(make_row("reference", name, p, "nbconv (tuned)", None, t, source="report",
-                                 chosen=True))
+            # The tuned layer path and torch, timed in turns for the ratio.
+            calls = {"nbconv (tuned)": lambda: nbconv.ops.run("conv", p, *args)}
             if s.torch:
-                for label, tt in torch_anchor.conv2d_times(p, *args, s.threads, budget=s.budget).items():
-                    rows.append(make_row("reference", name, p, label, None, tt, source="report"))
+                calls.update(torch_anchor.conv2d_calls(p, *args, s.threads))
+            for label, t in measure_interleaved(calls, budget=s.budget).items():
+                rows.append(make_row("reference", name, p, label, None, t, source="report",
+                                     chosen=label == "nbconv (tuned)"))
             if d:
                 decisions.append({"shape": name, "key": p.key(), "tune_s": tune_s, **d})
         yield task

@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nbconv import layers as L
 from nbconv import ops, reference
@@ -525,3 +527,62 @@ def test_nan_in_weights_stays_where_the_reference_puts_it():
     kernel[1, 1] = 1
     conv.set_weights([kernel, np.zeros(1)])
     np.testing.assert_allclose(conv(x), x, atol=1e-5)  # (Winograd rounds even an identity kernel)
+
+
+# -- random configurations: the layer's Problem agrees with the reference -------------------------------
+
+
+@st.composite
+def conv_configs(draw):
+    rank = draw(st.integers(1, 3))
+    fmt = draw(st.sampled_from(["channels_last", "channels_first"]))
+    groups = draw(st.sampled_from([1, 2]))
+    c = groups * draw(st.integers(1, 2))
+    filters = groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    use_stride = draw(st.booleans())
+    strides = tuple(draw(st.integers(1, 2)) if use_stride else 1 for _ in range(rank))
+    dilation = tuple(1 if use_stride else draw(st.integers(1, 2)) for _ in range(rank))
+    padding = draw(st.sampled_from(["valid", "same"] + (["causal"] if rank == 1 else [])))
+    spatial = tuple(draw(st.integers((k - 1) * d + 1, (k - 1) * d + 4)) for k, d in zip(kernel, dilation))
+    batch = draw(st.integers(1, 2))
+    shape = (batch, *spatial, c) if fmt == "channels_last" else (batch, c, *spatial)
+    kw = dict(strides=strides, padding=padding, data_format=fmt, dilation_rate=dilation, groups=groups,
+              use_bias=draw(st.booleans()), bias_initializer="random_normal")
+    return getattr(L, f"Conv{rank}D"), filters, kernel, kw, shape
+
+
+@given(conv_configs())
+def test_random_conv_layers_match_reference(config):
+    cls, filters, kernel, kw, shape = config
+    layer = cls(filters, kernel, **kw)
+    x = rand(*shape)
+    y = layer(x)
+    assert y.shape == layer.compute_output_shape(shape)
+    close(y, conv_ref(layer, x))
+
+
+@st.composite
+def pool_configs(draw):
+    rank = draw(st.integers(1, 3))
+    fmt = draw(st.sampled_from(["channels_last", "channels_first"]))
+    pool = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    strides = draw(st.one_of(st.none(), st.tuples(*[st.integers(1, 3)] * rank)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    spatial = tuple(draw(st.integers(k, k + 4)) for k in pool)
+    shape = (draw(st.integers(1, 2)), *spatial, 2) if fmt == "channels_last" else \
+        (draw(st.integers(1, 2)), 2, *spatial)
+    mode = draw(st.sampled_from(["Max", "Average"]))
+    kw = dict(strides=strides, padding=padding, data_format=fmt)
+    return getattr(L, f"{mode}Pooling{rank}D"), pool, kw, shape
+
+
+@given(pool_configs())
+def test_random_pool_layers_match_reference(config):
+    cls, pool, kw, shape = config
+    layer = cls(pool, **kw)
+    x = rand(*shape)
+    p = make_problem("maxpool" if "Max" in cls.__name__ else "avgpool", shape, rank=layer.rank,
+                     kernel=layer.pool_size, strides=layer.strides, padding=layer.padding,
+                     layout=layer.data_format)
+    close(layer(x), reference.pool(x, p))

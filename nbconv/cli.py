@@ -83,7 +83,9 @@ def _decision_line(d) -> str:
         ratio = f", partner/winner median {d.margin:.3f}" if d.margin else ""
         pval = f", p={d.p_value:.3g}" if d.p_value is not None else ""
         if d.tie:
-            text += f"; TIE with {partner}{ratio}{pval} (broken by priority, then name)"
+            more = f" and {len(d.tied) - 1} more" if len(d.tied) > 1 else ""
+            text += (f"; TIE with {partner}{more}{ratio}{pval} "
+                     "(broken by priority, then name, then config order)")
         else:
             text += f"; significantly faster than runner-up {partner}{ratio}{pval}"
     if d.note:
@@ -177,7 +179,7 @@ def cmd_tune(a) -> int:
         r = recs.get((p.key(), op, d.impl.name, config_json(d.config)))
         med = r["median_s"] if r else None
         g = _gflops(p, med)
-        rows.append([name, op, d.name, d.how, "yes" if d.tie else "",
+        rows.append([name, op, d.name, d.how, f"{len(d.tied) + 1}-way" if d.tie else "",
                      label(*d.partner) if d.partner else "", _fmt(d.margin, ".3f"),
                      _fmt(med and med * 1e3, ".3f"), _fmt(g, ".1f"),
                      _fmt(g and peak and 100 * g / peak, ".0f")])
@@ -217,8 +219,12 @@ def cmd_explain(a) -> int:
         rows = []
         for r in ex["rows"]:
             g = _gflops(p, r["median_s"])
-            mark = "WINNER" if r["winner"] else ("tie partner" if r["partner"] and ex["decision"].tie
-                                                 else ("runner-up" if r["partner"] else ""))
+            if r["winner"]:
+                mark = "WINNER"
+            elif r["partner"]:
+                mark = "tie partner" if ex["decision"].tie else "runner-up"
+            else:
+                mark = "tied" if r["tied"] else ""
             rows.append([r["label"], "yes" if r["applies"] else "no", r["status"] or "",
                          _fmt(r["compile_s"], ".3f"), _fmt(r["median_s"] and r["median_s"] * 1e3, ".4f"),
                          _fmt(None if r["spread"] is None else 100 * r["spread"], ".1f"),

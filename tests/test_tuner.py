@@ -110,13 +110,14 @@ def test_choose_tie_goes_to_priority_then_name_and_records_partner():
     # zeta's median is 0.5 % slower: not significant at a 2 % minimum gain -> tie, zeta wins on priority
     d = t.choose("op", "k", _cands(reg), _rows({"zeta": [v * 1.005 for v in same], "alpha": same,
                                                  "beta": [v * 3 for v in same]}))
-    assert (d.impl.name, d.tie, d.partner) == ("zeta", True, ("alpha", {}))
+    assert (d.impl.name, d.tie, d.partner, d.tied) == ("zeta", True, ("alpha", {}), (("alpha", {}),))
+    assert d.p_value >= QUICK.alpha               # the p-value shown is the one that made the tie
     # equal priority: the name breaks the tie, whichever median is lower
     reg2 = Registry()
     for name in ("b", "a"):
         reg2.add(Impl("op", name, fn=None, applies=lambda p: True))
     d2 = t.choose("op", "k", _cands(reg2), _rows({"a": [v * 1.004 for v in same], "b": same}))
-    assert (d2.impl.name, d2.tie, d2.partner) == ("a", True, ("b", {}))
+    assert (d2.impl.name, d2.tie, d2.partner, d2.tied) == ("a", True, ("b", {}), (("b", {}),))
     assert d2.margin == pytest.approx(1 / 1.004)
 
 

@@ -209,3 +209,32 @@ def test_records_and_clear(tmp_path):
     assert db.clear(t1.fp) == 3
     assert {r["fp"] for r in db.rows("measurements")} == {t2.fp}
     assert db.clear() == 3 and db.rows("decisions") == []
+
+
+def test_tie_set_is_stored_and_read_back(tmp_path):
+    db = str(tmp_path / "t.sqlite")
+    reg = Registry()
+    for name in ("p", "q", "r"):                   # the same code: a three-way tie
+        register("op", name, registry=reg)(lambda x, p: x * 2.0)
+    settings = QUICK.with_(min_gain=10.0)         # nothing can be 11x faster: always a tie
+    t = Tuner(reg, reference=lambda op, p, x: x * 2.0, fingerprint={}, db=db, settings=settings)
+    d = t.select("op", P("k"), (np.ones(3),))
+    assert d.tie and d.impl.name == "p" and {n for n, _ in d.tied} == {"q", "r"}
+    again = Tuner(reg, fingerprint={}, db=db, settings=settings).select("op", P("k"))
+    assert again.how == "db" and again.tied == d.tied
+    assert {r["impl"] for r in t.records() if r["tied"]} == {"q", "r"}
+
+
+def test_schema_1_file_gains_the_tie_set_column(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE decisions (key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, "
+                "impl TEXT NOT NULL, config TEXT NOT NULL, tie INTEGER NOT NULL, partner_impl TEXT, "
+                "partner_config TEXT, margin REAL, p_value REAL, candidates TEXT NOT NULL, "
+                "created REAL NOT NULL, PRIMARY KEY (key, fp, op))")
+    con.execute("INSERT INTO decisions VALUES ('k', 'f', 'op', 'a', '{}', 0, NULL, NULL, NULL, NULL, "
+                "'[]', 1)")
+    con.commit()
+    con.close()
+    db = TuningDB(path)
+    assert db.path == path and db.rows("decisions")[0]["tied"] == "[]"

@@ -5,9 +5,10 @@ Tables:
 - `measurements`: one row per (key, fp, op, impl, config): status, reason, compile_s, samples,
   median_s, spread, error, inner, source_hash, created. A row whose source_hash differs from the
   impl's current one is stale: only that impl is measured again (INSERT OR REPLACE).
-- `decisions`: one row per (key, fp, op): the winner, tie, partner, margin, p_value and the
-  candidate signature (every candidate's name, config and source hash) it was made from; it
-  is valid only while that signature matches the current candidates exactly.
+- `decisions`: one row per (key, fp, op): the winner, tie, partner, margin, p_value, the tie
+  set (`tied`: JSON [[impl, config], ...], the winner excluded) and the candidate signature
+  (every candidate's name, config and source hash) it was made from; it is valid only while
+  that signature matches the current candidates exactly.
 
 A corrupt file is moved aside (`<path>.corrupt-<time>`) with a warning and a fresh one is
 made; an unopenable or unwritable location falls back to an in-memory database with a warning.
@@ -23,12 +24,12 @@ import threading
 import time
 import warnings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MEAS_COLS = ("key", "fp", "op", "impl", "config", "source_hash", "status", "reason", "compile_s",
               "samples", "median_s", "spread", "error", "inner", "created")
 _DEC_COLS = ("key", "fp", "op", "impl", "config", "tie", "partner_impl", "partner_config", "margin",
-             "p_value", "candidates", "created")
+             "p_value", "candidates", "created", "tied")
 _FP_COLS = ("fp", "info", "created")
 TABLES = {"measurements": (_MEAS_COLS, ("key", "fp", "op", "impl", "config")),
           "decisions": (_DEC_COLS, ("key", "fp", "op")),
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS measurements (
 CREATE TABLE IF NOT EXISTS decisions (
     key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, impl TEXT NOT NULL, config TEXT NOT NULL,
     tie INTEGER NOT NULL, partner_impl TEXT, partner_config TEXT, margin REAL, p_value REAL,
-    candidates TEXT NOT NULL, created REAL NOT NULL,
+    candidates TEXT NOT NULL, created REAL NOT NULL, tied TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (key, fp, op));
 """
 
@@ -79,6 +80,10 @@ class TuningDB:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     con.execute(stmt)
+            # schema 1 files (before the tie set was stored) gain the column
+            if "tied" not in {r[1] for r in con.execute("PRAGMA table_info(decisions)")}:
+                con.execute("ALTER TABLE decisions ADD COLUMN tied TEXT NOT NULL DEFAULT '[]'")
+                con.execute("UPDATE meta SET v = ? WHERE k = 'schema_version'", (str(SCHEMA_VERSION),))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             con.execute("COMMIT")
             check = con.execute("PRAGMA quick_check").fetchone()[0]
@@ -205,11 +210,13 @@ class TuningDB:
         """Every measurement with its decision: one dict per (key, fp, op, impl, config).
 
         Adds `samples` decoded to a list, `config` decoded to a dict, `winner` (bool),
-        `tie` (bool: the decision was a tie), `partner` (bool: this row is the tie partner /
-        runner-up recorded with the decision) and `margin`.
+        `tie` (bool: the decision was a tie; None when undecided), `partner` (bool: this row is
+        the tie partner / runner-up recorded with the decision), `tied` (bool: this row is in
+        the winner's tie set), `margin` and `p_value` of the decision.
         """
         sql = ("SELECT m.*, d.impl AS d_impl, d.config AS d_config, d.tie AS d_tie, d.partner_impl AS "
-               "d_pimpl, d.partner_config AS d_pconfig, d.margin AS d_margin, d.p_value AS d_p "
+               "d_pimpl, d.partner_config AS d_pconfig, d.margin AS d_margin, d.p_value AS d_p, "
+               "d.tied AS d_tied "
                "FROM measurements m LEFT JOIN decisions d ON m.key = d.key AND m.fp = d.fp AND m.op = d.op "
                "WHERE 1")
         args = []
@@ -226,6 +233,7 @@ class TuningDB:
             rec["winner"] = decided and r["d_impl"] == r["impl"] and r["d_config"] == r["config"]
             rec["partner"] = decided and r["d_pimpl"] == r["impl"] and r["d_pconfig"] == r["config"]
             rec["tie"] = bool(r["d_tie"]) if decided else None
+            rec["tied"] = decided and [r["impl"], rec["config"]] in json.loads(r["d_tied"] or "[]")
             rec["margin"] = r["d_margin"]
             rec["p_value"] = r["d_p"]
             out.append(rec)

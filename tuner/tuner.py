@@ -16,7 +16,8 @@ Flow of `select(op, problem, arrays)`:
    runner-up (one-sided Mann-Whitney U on its samples scaled by 1 + min_gain, p < alpha).
    Otherwise every candidate it does not beat significantly is tied with it, and the tie goes
    to the highest priority, then the name, then the config's position in the impl's list. The
-   tie partner (the fastest if it lost the tie, else the next tied one) is recorded.
+   tie partner (the fastest if it lost the tie, else the next tied one) and the whole tie set
+   are recorded.
 """
 from __future__ import annotations
 
@@ -74,8 +75,9 @@ class Decision:
     tie: bool = False
     partner: tuple | None = None      # (impl name, config) of the tie partner / runner-up
     margin: float | None = None       # partner's median / winner's median
-    p_value: float | None = None      # of "fastest beats runner-up by min_gain"
+    p_value: float | None = None      # of "the fastest beats the other of winner/partner by min_gain"
     note: str = ""
+    tied: tuple = ()                  # every (impl name, config) tied with the winner, fastest first
 
     @property
     def name(self) -> str:
@@ -233,7 +235,8 @@ class Tuner:
             "key": key, "fp": self.fp, "op": op, "impl": d.impl.name, "config": config_json(d.config),
             "tie": int(d.tie), "partner_impl": d.partner[0] if d.partner else None,
             "partner_config": config_json(d.partner[1]) if d.partner else None,
-            "margin": d.margin, "p_value": d.p_value, "candidates": sig, "created": time.time()})
+            "margin": d.margin, "p_value": d.p_value, "candidates": sig, "created": time.time(),
+            "tied": json.dumps([[n, c] for n, c in d.tied])})
         return d
 
     def _from_row(self, op, key, cands, row, note):
@@ -242,8 +245,9 @@ class Tuner:
                 partner = None
                 if row["partner_impl"] is not None:
                     partner = (row["partner_impl"], json.loads(row["partner_config"]))
+                tied = tuple((n, c) for n, c in json.loads(row.get("tied") or "[]"))
                 return Decision(op, key, impl, cfg, "db", bool(row["tie"]), partner, row["margin"],
-                                row["p_value"], note)
+                                row["p_value"], note, tied)
         return None
 
     def _estimate(self, op, problem, key, cands, note) -> Decision:
@@ -350,16 +354,19 @@ class Tuner:
         if len(ok) == 1:
             return Decision(op, key, fastest[1], fastest[2], "measured", note=note)
         tests = [(c, *faster(fastest[3], c[3], alpha=s.alpha, min_gain=s.min_gain)) for c in ok[1:]]
-        p_runner = tests[0][2]
+        p_of = {id(c): p for c, _, p in tests}
         tied = [fastest] + [c for c, sig, _ in tests if not sig]
         if len(tied) == 1:
             runner = ok[1]
             return Decision(op, key, fastest[1], fastest[2], "measured", False, (runner[1].name, runner[2]),
-                            runner[0] / fastest[0], p_runner, note)
+                            runner[0] / fastest[0], p_of[id(runner)], note)
         winner = min(tied, key=lambda c: (-c[1].priority, c[1].name, order[(c[1].name, config_json(c[2]))]))
         partner = fastest if winner is not fastest else tied[1]
+        others = tuple((c[1].name, c[2]) for c in tied if c is not winner)
+        # p_value: of "the fastest beats the other one of (winner, partner)": >= alpha in a tie
+        p = p_of[id(winner if winner is not fastest else partner)]
         return Decision(op, key, winner[1], winner[2], "measured", True, (partner[1].name, partner[2]),
-                        partner[0] / winner[0], p_runner, note)
+                        partner[0] / winner[0], p, note, others)
 
     # -- explaining and reading back ----------------------------------------------------------
     def explain(self, op: str, problem, arrays=None, *, measure: bool = True) -> dict:
@@ -369,7 +376,7 @@ class Tuner:
 
         Returns {"op", "key", "decision" (Decision or None), "error" (why no decision, or ""),
         "rows": [dict(impl, config, label, applies, reason, status, compile_s, median_s, spread,
-        samples, error, winner, partner)]}.
+        samples, error, winner, partner, tied)]}.
         """
         key = problem.key()
         cands = self.registry.candidates(op, problem)
@@ -394,6 +401,7 @@ class Tuner:
                 is_winner = bool(decision and decision.impl is impl and decision.config == cfg)
                 is_partner = bool(decision and decision.partner and decision.partner[0] == impl.name
                                   and decision.partner[1] == cfg)
+                is_tied = bool(decision and (impl.name, cfg) in decision.tied)
                 out.append({
                     "impl": impl.name, "config": cfg, "label": label(impl.name, cfg or {}),
                     "applies": ok, "reason": reason if not ok else (r["reason"] if r else "not measured"),
@@ -401,6 +409,7 @@ class Tuner:
                     "median_s": median(samples) if samples else None,
                     "spread": spread(samples) if samples else None, "samples": samples,
                     "error": r["error"] if r else None, "winner": is_winner, "partner": is_partner,
+                    "tied": is_tied,
                     "priority": impl.priority, "tolerance": impl.tolerance})
         return {"op": op, "key": key, "decision": decision, "error": err, "rows": out}
 

@@ -586,3 +586,13 @@ def test_random_pool_layers_match_reference(config):
                      kernel=layer.pool_size, strides=layer.strides, padding=layer.padding,
                      layout=layer.data_format)
     close(layer(x), reference.pool(x, p))
+
+
+def test_locally_connected_tf_keras_kwargs():
+    kernel = rand(4, 3 * 2, 2)
+    bias = rand(4, 2)
+    layer = L.LocallyConnected1D(2, 3, weights=[kernel, bias], batch_input_shape=(None, 6, 2))
+    assert layer._input_shape_arg == (6, 2)
+    y = layer(rand(1, 6, 2))
+    np.testing.assert_array_equal(layer.get_weights()[0], kernel)
+    close(y, lc_tf_keras_forward(layer, rand(1, 6, 2)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nbconv.impls  # noqa: F401  (registers the kernels)
@@ -308,14 +308,13 @@ def _poison(x, p: Problem, rng):
         x[(n, *pos, c) if p.channels_last or p.rank == 0 else (n, c, *pos)] = value
 
 
-@pytest.mark.parametrize("name", sorted(CATALOGUE))
-def test_nan_and_inf_propagate(name):
-    p = CATALOGUE[name]
-    rng = np.random.default_rng(7)
+def check_nonfinite(p: Problem, seed: int):
+    """Poisoned inputs: exact non-finite pattern for the direct kernels, NaN-where-NaN for others."""
+    rng = np.random.default_rng(seed)
     failures = []
     for dtype in ("float32", "float64"):
         q = p.with_(dtype=dtype)
-        arrays = make_arrays(q, 11)
+        arrays = make_arrays(q, seed)
         _poison(arrays[0], q, rng)
         with np.errstate(invalid="ignore"):
             ref = reference.run(q.op, q, *arrays)
@@ -331,7 +330,20 @@ def test_nan_and_inf_propagate(name):
                                     f"must match exactly)")
             elif not np.isnan(y[np.isnan(ref)]).all():
                 failures.append(f"{impl.name} {cfg} {dtype}: finite where the reference is NaN")
-    assert not failures, f"{p.key()}:\n  " + "\n  ".join(failures)
+    assert not failures, f"{p.key()} (seed {seed}):\n  " + "\n  ".join(failures)
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_nan_and_inf_propagate(name):
+    check_nonfinite(CATALOGUE[name], seed=7)
+
+
+@settings(max_examples=40)
+@given(p=st.one_of(conv_problems(), pool_problems("maxpool"), pool_problems("avgpool"), local_problems(),
+                   dense_problems()),
+       seed=SEEDS)
+def test_nan_and_inf_propagate_drawn(p, seed):
+    check_nonfinite(p, seed)
 
 
 def test_maxpool_direct_is_exact():

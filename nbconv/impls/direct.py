@@ -37,8 +37,8 @@ def _conv_last(xp, w, b, out, sd, sh, sw, dd, dh, dw, groups):
         r //= oh_
         od = r % od_
         n = r // od_
-        # a fresh local accumulator: LLVM knows it aliases nothing, so the f loop vectorises
-        # (accumulating straight into `out` ran ~4x slower)
+        # a fresh local accumulator (aliases nothing) and loops counting from 0: with these the
+        # f loop vectorises (a `range(f0, f0 + fg)` loop did not: ~10x slower)
         acc = np.empty(f_, out.dtype)
         for f in range(f_):
             acc[f] = b[f]

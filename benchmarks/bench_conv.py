@@ -10,18 +10,22 @@ SIZES = {1: (4, 512, 32, 32), 2: (1, 32, 32, 32), 3: (1, 12, 8, 8)}
 TINY_SIZES = {1: (1, 16, 4, 4), 2: (1, 8, 4, 4), 3: (1, 5, 2, 2)}
 
 
-def conv_problem(rank, k, s, layout):
+def conv_problem(rank, k, s, layout, depthwise=False):
     n, side, c_in, c_out = (TINY_SIZES if tiny() else SIZES)[rank]
-    return problem("conv", rank, k, s, layout, batch=n, spatial=side, c_in=c_in, c_out=c_out)
+    if depthwise:
+        c_in = c_out = 4 * c_in          # depthwise layers are wide and cheap per channel
+    return problem("conv", rank, k, s, layout, batch=n, spatial=side, c_in=c_in, c_out=c_out,
+                   groups=c_in if depthwise else 1)
 
 
 class _ConvBench(Timing):
     rank = 2
+    depthwise = False
     params = [impl_names("conv"), list(KERNELS), list(STRIDES), list(LAYOUTS)]
     param_names = ["impl", "kernel", "stride", "layout"]
 
     def setup(self, impl, k, s, layout):
-        self.run = prepare("conv", impl, conv_problem(self.rank, k, s, layout))
+        self.run = prepare("conv", impl, conv_problem(self.rank, k, s, layout, self.depthwise))
 
     def time_conv(self, impl, k, s, layout):
         self.run()
@@ -37,3 +41,8 @@ class Conv2D(_ConvBench):
 
 class Conv3D(_ConvBench):
     rank = 3
+
+
+class DepthwiseConv2D(_ConvBench):
+    """Conv2D with groups == channels (Keras DepthwiseConv2D with depth_multiplier 1)."""
+    rank, depthwise = 2, True

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,9 +72,32 @@ def summary_tables(df, decisions, anchors):
     return tables
 
 
+def load_now() -> str:
+    try:
+        return "%.1f" % os.getloadavg()[0]
+    except OSError:
+        return "n/a"
+
+
+def page(figs: dict, tables: dict) -> list:
+    """Page order: reference shapes (figures, then their tables), sweeps, every candidate."""
+    order = [("figure", "reference_shapes"), ("figure", "peak_fraction"),
+             ("table", "Reference shapes"), ("table", "Geometric mean"), ("table", "Tuner decisions"),
+             ("figure", "kernel_sweep"), ("figure", "pool_sweep"), ("table", "Pooling"),
+             ("table", "Every candidate")]
+    out = []
+    for kind, name in order:
+        if kind == "figure" and name in figs:
+            out.append(("figure", name, figs[name]))
+        elif kind == "table":
+            out += [("table", title, df) for title, df in tables.items() if title.startswith(name)]
+    return out
+
+
 def main(argv=None) -> int:
     a = parse(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
+    load_before = load_now()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = machine.describe()
@@ -105,7 +129,10 @@ def main(argv=None) -> int:
     tables = summary_tables(df, decisions, anchors)
     notes.append(f"Report generated in {time.perf_counter() - t0:.0f} s "
                  f"({'--quick' if a.quick else '--tiny' if a.tiny else 'full'} run).")
-    (out / "index.html").write_text(html.render(meta, anchors, rel, tables, files, notes))
+    notes.append(f"Load average {load_before} before and {load_now()} after the run, on "
+                 f"{os.cpu_count()} logical CPUs: other work on the machine makes timings noisy; ratios "
+                 "of candidates timed in turns (tuned nbconv against PyTorch) are the most robust figures.")
+    (out / "index.html").write_text(html.render(meta, anchors, page(rel, tables), files, notes))
     print(f"nbconv report: wrote {out / 'index.html'} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -35,9 +35,9 @@ def _table(df: pd.DataFrame, floatfmt="{:.3g}") -> str:
     return df.to_html(index=False, border=0, na_rep="", float_format=floatfmt.format, escape=True)
 
 
-def render(meta: dict, anchors: dict, figures: dict, tables: dict, files: list[str], notes: list[str]) -> str:
-    """`figures`: {name: relative path}; `tables`: {title: DataFrame}; `files`: relative paths of
-    the raw data files to link."""
+def render(meta: dict, anchors: dict, sections: list, files: list[str], notes: list[str]) -> str:
+    """`sections`: in page order, ("figure", name, relative path) or ("table", title, DataFrame);
+    `files`: relative paths of the raw data files to link."""
     e = html.escape
     thr = ", ".join(f"{k} {v}" for k, v in meta["threads"].items())
     ver = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
@@ -54,12 +54,13 @@ def render(meta: dict, anchors: dict, figures: dict, tables: dict, files: list[s
     out.append("</table>")
     if notes:
         out.append("<ul class='note'>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
-    for name, path in figures.items():
-        title, caption = CAPTIONS.get(name, (name, ""))
-        out += [f"<h2>{e(title)}</h2>", f"<p class='note'>{e(caption)}</p>",
-                f"<img src='{e(path)}' alt='{e(title)}'>"]
-    for title, df in tables.items():
-        out += [f"<h2>{e(title)}</h2>", _table(df)]
+    for kind, name, item in sections:
+        if kind == "figure":
+            title, caption = CAPTIONS.get(name, (name, ""))
+            out += [f"<h2>{e(title)}</h2>", f"<p class='note'>{e(caption)}</p>",
+                    f"<img src='{e(item)}' alt='{e(title)}'>"]
+        else:
+            out += [f"<h3>{e(name)}</h3>", _table(item)]
     out.append("<h2>Raw data</h2><ul>")
     out += [f"<li><a href='{e(f)}'>{e(f)}</a></li>" for f in files]
     out.append("</ul></body></html>")

@@ -110,8 +110,9 @@ def _rel_err(y_nb, y_torch, p):
     return float(np.abs(y - ref).max() / scale)
 
 
-def bench_reference(shapes, args, out=sys.stdout):
+def bench_reference(shapes, args, out=None):
     """Rows of {name, batch, impl, nbconv, torch, fmt, ratio, err} (GFLOP/s) and the geomean."""
+    out = out or sys.stdout
     rows = []
     print(f"{'shape':18s} {'N':>2s} {'nbconv impl':34s} {'nbconv':>8s} {'torch':>8s} {'fmt':>13s} "
           f"{'ratio':>6s} {'err':>8s}", file=out, flush=True)
@@ -151,8 +152,9 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
 
 
-def bench_impls(shapes, args, out=sys.stdout):
+def bench_impls(shapes, args, out=None):
     """Every applicable (impl, config) per shape: GFLOP/s and % of the measured sgemm peak."""
+    out = out or sys.stdout
     from tuner.registry import registry
 
     from . import env

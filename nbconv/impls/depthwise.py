@@ -13,6 +13,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from .views import check_array
 
 
 @njit(cache=True, inline="always")
@@ -156,6 +157,9 @@ def _applies(p: Problem):
 
 @register("conv", "depthwise_direct", applies=_applies, tolerance=1e-4, priority=40)
 def depthwise(x, w, b, p: Problem):
+    x = check_array("x", x, p.input_shape, p)
+    w = check_array("w", w, p.weight_shape, p)
+    b = check_array("b", b, p.bias_shape, p)
     c, f = p.in_channels, p.out_channels
     m = f // c
     k = _pad3(p, p.kernel, 1)

@@ -15,6 +15,7 @@ from numba import njit
 from tuner.registry import register
 
 from ..spec import Problem
+from .views import check_array
 
 
 @njit(cache=True)
@@ -172,6 +173,9 @@ def _applies_im2col(p: Problem):
 @register("conv", "im2col_gemm", applies=_applies_im2col,
           configs=[{"cap_mb": 4}, {"cap_mb": 32}, {"cap_mb": 256}], tolerance=1e-4, priority=10)
 def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
+    x = check_array("x", x, p.input_shape, p)
+    w = check_array("w", w, p.weight_shape, p)
+    b = check_array("b", b, p.bias_shape, p)
     if not cap_mb > 0:
         raise ValueError(f"im2col_gemm: `cap_mb` must be > 0. Received: cap_mb={cap_mb!r}")
     k, s, d, lo, o = _geometry(p)
@@ -212,6 +216,9 @@ def _applies_1x1(p: Problem):
 @register("conv", "gemm_1x1", applies=_applies_1x1, tolerance=1e-4, priority=30)
 def gemm_1x1(x, w, b, p: Problem):
     """One GEMM, no lowering: a strided 1x1 reads a subsampled view (copied once, contiguous)."""
+    x = check_array("x", x, p.input_shape, p)
+    w = check_array("w", w, p.weight_shape, p)
+    b = check_array("b", b, p.bias_shape, p)
     sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides))
     w2 = w.reshape(p.in_channels, p.out_channels)
     y = np.empty(p.output_shape, p.dtype)

@@ -15,6 +15,7 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
+from .views import check_array
 
 # Transform matrices (NOTES.md; Lavin & Gray 2016).
 _F2 = {
@@ -159,6 +160,9 @@ def transform_weights(w, g, dtype=None):
 
 
 def _run(x, w, b, p: Problem, mats, tiles):
+    x = check_array("x", x, p.input_shape, p)
+    w = check_array("w", w, p.weight_shape, p)
+    b = check_array("b", b, p.bias_shape, p)
     if not (isinstance(tiles, int) and tiles >= 1):
         raise ValueError(f"winograd: `tiles` must be a positive int. Received: tiles={tiles!r}")
     dt = np.dtype(p.dtype)

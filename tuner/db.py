@@ -73,9 +73,7 @@ class TuningDB:
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             if path != ":memory:":
-                mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
+                self._enable_wal(con)
             con.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
@@ -93,6 +91,23 @@ class TuningDB:
             con.close()
             raise
         return con
+
+    def _enable_wal(self, con):
+        """WAL is a property of the file. While another process holds a lock the pragma does not
+        wait: it answers the old mode (or 'locked'), so retry until the timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                mode = str(con.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                mode = "locked"
+            if mode == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"database is locked: WAL not enabled (journal_mode={mode})")
+            time.sleep(0.02)
 
     def _open(self, path: str):
         if path == ":memory:":

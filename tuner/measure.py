@@ -51,11 +51,13 @@ def _time_calls(call, n, sync) -> float:
     return _clock(sync) - t0
 
 
-def measure(call, m: Measurement, *, sync, check, settings: Settings) -> Measurement:
-    """Fill `m` by timing `call()` (a zero-argument closure over the real arrays).
+def prepare(call, m: Measurement, *, sync, check, settings: Settings) -> bool:
+    """First call (timed apart as compile time), verification, warm-up, and the doubling of
+    inner repetitions until one sample lasts `min_sample_s` (that sample is the first kept).
 
     `check(out) -> (passed, error or None, note)` verifies the first call's output; a failed
     check means status WRONG. An exception anywhere means status RAISED. Both are never chosen.
+    Returns True when `m` is ready for more samples.
     """
     try:
         t0 = _clock(sync)
@@ -63,17 +65,16 @@ def measure(call, m: Measurement, *, sync, check, settings: Settings) -> Measure
         m.compile_s = _clock(sync) - t0
     except Exception as e:
         m.status, m.reason = RAISED, f"first call raised {type(e).__name__}: {e}"
-        return m
+        return False
     try:
         passed, m.error, m.reason = check(out)
     except Exception as e:
         m.status, m.reason = RAISED, f"verification raised {type(e).__name__}: {e}"
-        return m
+        return False
+    del out
     if not passed:
         m.status = WRONG
-    del out
-    if m.status != OK:
-        return m
+        return False
     try:
         call()                                   # warm-up (caches, page faults)
         inner = 1
@@ -81,18 +82,54 @@ def measure(call, m: Measurement, *, sync, check, settings: Settings) -> Measure
         while t < settings.min_sample_s and inner < MAX_INNER:
             inner *= 2
             t = _time_calls(call, inner, sync)
-        samples = [t / inner]
-        start = time.perf_counter()
-        while len(samples) < settings.max_samples:
-            spent = time.perf_counter() - start
-            if len(samples) >= settings.min_samples and spent >= settings.candidate_budget_s:
-                break
-            if len(samples) >= 3 and spent >= 3 * settings.candidate_budget_s:
-                break                            # very slow calls: three samples are enough
-            samples.append(_time_calls(call, inner, sync) / inner)
     except Exception as e:
         m.status, m.reason = RAISED, f"a timed call raised {type(e).__name__}: {e}"
-        m.samples = []
-        return m
-    m.samples, m.inner = samples, inner
+        return False
+    m.inner, m.samples = inner, [t / inner]
+    return True
+
+
+def wants_more(m: Measurement, spent: float, settings: Settings) -> bool:
+    """Another sample? At least min_samples, at most max_samples, within the candidate budget
+    (and, for very slow calls, three samples once three budgets are spent)."""
+    n = len(m.samples)
+    if n >= settings.max_samples:
+        return False
+    if n >= settings.min_samples and spent >= settings.candidate_budget_s:
+        return False
+    return not (n >= 3 and spent >= 3 * settings.candidate_budget_s)
+
+
+def take_sample(call, m: Measurement, sync) -> float:
+    """One more sample of m.inner calls; returns the seconds it took. Raises what call raises."""
+    t = _time_calls(call, m.inner, sync)
+    m.samples.append(t / m.inner)
+    return t
+
+
+def sample_round_robin(entries, settings: Settings):
+    """Take samples of several prepared candidates in turn, one sample each per round, so that
+    load changing over time (other processes, frequency) hits all of them alike.
+
+    entries: [(call, Measurement, sync)]. A candidate that raises is marked RAISED.
+    """
+    spent = [0.0] * len(entries)
+    while True:
+        active = [i for i, (_, m, _) in enumerate(entries)
+                  if m.status == OK and wants_more(m, spent[i], settings)]
+        if not active:
+            return
+        for i in active:
+            call, m, sync = entries[i]
+            try:
+                spent[i] += take_sample(call, m, sync)
+            except Exception as e:
+                m.status, m.reason = RAISED, f"a timed call raised {type(e).__name__}: {e}"
+                m.samples = []
+
+
+def measure(call, m: Measurement, *, sync, check, settings: Settings) -> Measurement:
+    """Fill `m` by timing `call()` (a zero-argument closure over the real arrays) alone."""
+    if prepare(call, m, sync=sync, check=check, settings=settings):
+        sample_round_robin([(call, m, sync)], settings)
     return m

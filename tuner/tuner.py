@@ -11,7 +11,9 @@ Flow of `select(op, problem, arrays)`:
    (ties: priority, then name); the highest-priority candidate when none does. Nothing is timed.
 5. Mode `measure`: candidates with a valid stored row (same source hash, not skipped) are
    reused; the others are measured on the caller's arrays (or `make_args`): first call timed
-   apart as compile time and verified against the reference; then adaptive repeats.
+   apart as compile time and verified against the reference; warm-up; inner repetitions
+   doubled until a sample lasts `min_sample_s`; then outer samples taken round-robin over the
+   candidates (one each per round, so a burst of load hits all alike) within the budgets.
 6. Choice (`choose`): the fastest median wins if it is significantly faster than the
    runner-up (one-sided Mann-Whitney U on its samples scaled by 1 + min_gain, p < alpha).
    Otherwise every candidate it does not beat significantly is tied with it, and the tie goes
@@ -22,6 +24,7 @@ Flow of `select(op, problem, arrays)`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import sqlite3
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .db import TuningDB
-from .measure import OK, SKIPPED, Measurement, measure
+from .measure import OK, SKIPPED, Measurement, prepare, sample_round_robin
 from .registry import Impl, Registry
 from .registry import registry as global_registry
 from .settings import Settings
@@ -292,16 +295,20 @@ class Tuner:
             return ref_cache[0]
 
         start = time.perf_counter()
-        new = []
+        done, ready = [], []
         for i, (impl, cfg) in enumerate(todo):
             m = Measurement(impl.name, dict(cfg), impl.source_hash)
+            done.append((impl, cfg, m))
             if i > 0 and time.perf_counter() - start > s.shape_budget_s:
                 m.status, m.reason = SKIPPED, f"shape budget of {s.shape_budget_s:g} s spent"
-            else:
-                check = self._checker(impl, problem, reference, s)
-                measure(lambda impl=impl, cfg=cfg: impl.fn(*arrays, problem, **cfg), m,
-                        sync=impl.sync, check=check, settings=s)
-                self.measured += 1
+                continue
+            call = functools.partial(impl.fn, *arrays, problem, **cfg)
+            self.measured += 1
+            if prepare(call, m, sync=impl.sync, check=self._checker(impl, problem, reference, s), settings=s):
+                ready.append((call, m, impl.sync))
+        sample_round_robin(ready, s)       # interleaved: load changes hit every candidate alike
+        new = []
+        for impl, cfg, m in done:
             row = self._row(key, op, m)
             rows[(impl.name, config_json(cfg))] = row
             new.append(row)

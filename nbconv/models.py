@@ -44,7 +44,13 @@ class Sequential:
             # Keras turns the first layer's input_shape into an InputLayer; later ones are ignored.
             self._input_layer = _layers.InputLayer(shape=layer._input_shape_arg, dtype=layer.dtype)
         if self._input_layer is not None:
-            self.build(self._input_layer.batch_shape)
+            try:
+                self.build(self._input_layer.batch_shape)
+            except Exception:
+                self._layers.pop()  # a layer that does not fit leaves the model as it was
+                if not self._layers and layer._input_shape_arg is not None:
+                    self._input_layer = None
+                raise
 
     def build(self, input_shape=None):
         if input_shape is None:

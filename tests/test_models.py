@@ -129,3 +129,11 @@ def test_weights_and_config_round_trip():
     assert model.get_config()["layers"][0]["class_name"] == "InputLayer"
     with pytest.raises(ValueError, match="expecting 4 weights"):
         model.set_weights(model.get_weights()[:2])
+
+
+def test_a_layer_that_does_not_fit_is_not_added():
+    model = Sequential([L.Input((4, 4, 1)), L.Conv2D(2, 3)])
+    with pytest.raises(ValueError, match="Computed output size would be zero or negative"):
+        model.add(L.Conv2D(2, 3))
+    assert len(model.layers) == 1 and model.output_shape == (None, 2, 2, 2)
+    assert model.predict(np.zeros((0, 4, 4, 1))).shape == (0, 2, 2, 2)

@@ -170,6 +170,12 @@ def test_other_constructor_arguments():
         L.Conv2D(4, 3, lora_rank=2)
     with raises(TypeError, "Argument `use_bias` must be a bool"):
         L.Conv2D(4, 3, use_bias="yes")
+    with raises(ValueError, "Could not interpret regularizer identifier: l3"):
+        L.Conv2D(4, 3, kernel_regularizer="l3")
+    with raises(ValueError, "Could not interpret constraint identifier: positive"):
+        L.Dense(4, bias_constraint="positive")
+    assert L.Conv2D(4, 3, kernel_regularizer="l2", kernel_constraint="max_norm").get_config()[
+        "kernel_constraint"] == "max_norm"
     with raises(TypeError, "Argument `name` must be a string"):
         L.Conv2D(4, 3, name=3)
 

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from . import activations, initializers
+from . import initializers
 from .args import standardize_dtype
 
 _name_counts: dict[str, int] = {}
@@ -45,11 +45,19 @@ def serialize_object(obj):
     return obj
 
 
+_KNOWN = {
+    "regularizer": {"l1", "l2", "l1_l2", "orthogonal_regularizer", "L1", "L2", "L1L2",
+                    "OrthogonalRegularizer"},
+    "constraint": {"max_norm", "min_max_norm", "non_neg", "unit_norm", "MaxNorm", "MinMaxNorm", "NonNeg",
+                   "UnitNorm"},
+}
+
+
 def keep_object(value, kind):
     """Accept a regularizer/constraint identifier (no training here, so it only lives in the config)."""
-    if value is None or isinstance(value, dict) or callable(value):
+    if value is None or isinstance(value, dict) or (callable(value) and not isinstance(value, str)):
         return value
-    if isinstance(value, str) and value:
+    if isinstance(value, str) and value in _KNOWN[kind]:
         return value
     raise ValueError(f"Could not interpret {kind} identifier: {value}")
 
@@ -223,7 +231,3 @@ class Layer:
                 raise ValueError(f"{head}expected axis {axis} of input shape to have value {value}, "
                                  f"but received input with shape {_shape_str(shape)}")
         return shape
-
-
-def activation_name(fn):
-    return activations.serialize(fn)

@@ -59,9 +59,12 @@ def test_groups():
     (lambda: L.Conv1D(4, 3, padding="full"), "full"),
     (lambda: L.MaxPooling2D(padding="causal"), "causal"),
     (lambda: L.LocallyConnected1D(4, 3, padding="causal"), "causal"),
+    (lambda: L.Conv2D(4, 3, padding=[(1, 1), (1, 1)]), "[(1, 1), (1, 1)]"),
+    (lambda: L.Conv2D(4, 3, padding=None), "None"),
 ])
 def test_padding(make, bad):
-    with raises(ValueError, "The `padding` argument must be a list/tuple or one of {"):
+    with pytest.raises(ValueError, match=r"^The `padding` argument must be a list/tuple or one of \{.*\}. "
+                                         rf"Received: {re.escape(bad)}$"):
         make()
     assert L.Conv2D(1, 1, padding="SAME").padding == "same"
     assert L.Conv1D(1, 1, padding="Causal").padding == "causal"

@@ -37,7 +37,7 @@ def standardize_tuple(value, n, name, allow_zero=False):
 def standardize_padding(value, allow_causal=False):
     allowed = {"valid", "same", "causal"} if allow_causal else {"valid", "same"}
     padding = value.lower() if isinstance(value, str) else value
-    if padding not in allowed:
+    if not isinstance(padding, str) or padding not in allowed:  # explicit pad lists are not supported
         raise ValueError(f"The `padding` argument must be a list/tuple or one of {allowed}. "
                          f"Received: {padding}")
     return padding

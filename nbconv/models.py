@@ -52,6 +52,28 @@ class Sequential:
                     self._input_layer = None
                 raise
 
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise ValueError(f"There are no layers in model '{self.name}' to remove.")
+        layer = self._layers.pop()
+        self._output_shapes = self._output_shapes[:len(self._layers)]
+        return layer
+
+    def get_layer(self, name=None, index=None):
+        if index is not None and name is not None:
+            raise ValueError("Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
+        if index is not None:
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self._layers)} layers.")
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[la.name for la in self._layers]}.")
+
     def build(self, input_shape=None):
         if input_shape is None:
             if self._input_layer is None:

@@ -137,3 +137,12 @@ def test_a_layer_that_does_not_fit_is_not_added():
         model.add(L.Conv2D(2, 3))
     assert len(model.layers) == 1 and model.output_shape == (None, 2, 2, 2)
     assert model.predict(np.zeros((0, 4, 4, 1))).shape == (0, 2, 2, 2)
+
+
+def test_pop_and_get_layer():
+    model = Sequential([L.Input((6,)), L.Dense(4, name="hidden"), L.Dense(2)])
+    assert model.get_layer("hidden") is model.layers[0] and model.get_layer(index=-1) is model.layers[1]
+    last = model.pop()
+    assert isinstance(last, L.Dense) and model.output_shape == (None, 4) and model.count_params() == 28
+    with pytest.raises(ValueError, match="No such layer: nope"):
+        model.get_layer("nope")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import anchors as anchors_mod
-from . import figures, html, machine, sweep, torch_anchor
+from . import asv_results, figures, html, machine, sweep, torch_anchor
 
 
 def parse(argv):
@@ -26,6 +26,11 @@ def parse(argv):
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     ap.add_argument("--tiny", action="store_true", help="test-sized problems (a smoke run in seconds)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--asv-results", metavar="DIR",
+                    help="also show the newest saved asv run in DIR (e.g. .asv/results)")
+    ap.add_argument("--no-sweep", action="store_true",
+                    help="measure nothing: report the tuning database's timings of the reference shapes "
+                         "(and --asv-results)")
     return ap.parse_args(argv)
 
 
@@ -38,7 +43,12 @@ def summary_tables(df, decisions, anchors):
         t = pd.DataFrame({"shape": best.index})
         dec = {d["shape"]: d for d in decisions}
         t["winner"] = [dec.get(s, {}).get("winner", "") for s in best.index]
-        t["nbconv GFLOP/s"] = best.get("nbconv (tuned)", pd.Series(np.nan, best.index)).values
+        tuned = best.get("nbconv (tuned)", pd.Series(np.nan, best.index))
+        # without a timed layer call (--no-sweep), the stored winner's median stands in
+        flops = ref.groupby("shape").flops.first()
+        won = pd.Series({s: flops[s] / dec[s]["winner_s"] / 1e9 for s in best.index
+                         if dec.get(s, {}).get("winner_s")}, dtype=float)
+        t["nbconv GFLOP/s"] = tuned.fillna(won.reindex(best.index)).values
         t["% sgemm peak"] = 100 * t["nbconv GFLOP/s"] / anchors["sgemm_gflops"]
         torch_cols = [c for c in figures.TORCH if c in best.columns]
         if torch_cols:
@@ -84,13 +94,16 @@ def page(figs: dict, tables: dict) -> list:
     order = [("figure", "reference_shapes"), ("figure", "peak_fraction"),
              ("table", "Reference shapes"), ("table", "Geometric mean"), ("table", "Tuner decisions"),
              ("figure", "kernel_sweep"), ("figure", "pool_sweep"), ("table", "Pooling"),
-             ("table", "Every candidate")]
+             ("table", "Every candidate"), ("asv", "asv")]
     out = []
     for kind, name in order:
         if kind == "figure" and name in figs:
             out.append(("figure", name, figs[name]))
         elif kind == "table":
             out += [("table", title, df) for title, df in tables.items() if title.startswith(name)]
+        elif kind == "asv":
+            out += [("figure", n, p) for n, p in figs.items() if n.startswith("asv:")]
+            out += [("table", title, df) for title, df in tables.items() if title.startswith("asv")]
     return out
 
 
@@ -104,18 +117,21 @@ def main(argv=None) -> int:
     s = sweep.Settings(quick=a.quick, tiny=a.tiny, shapes=a.shapes, batch=a.batch,
                        torch=not a.no_torch and torch_anchor.available(),
                        threads=int(meta["threads"].get("numba") or 2),
-                       budget=a.budget or (0.3 if (a.quick or a.tiny) else 1.0))
+                       budget=a.budget or (0.3 if (a.quick or a.tiny) else 1.0), sweep=not a.no_sweep)
     notes = []
     if not s.torch:
         notes.append("PyTorch not measured (not installed, or --no-torch).")
     anchors = anchors_mod.measure_anchors(quick=a.quick or a.tiny)
     rows, decisions = sweep.run_sweep(s, progress=not a.no_progress)
+    asv_df, asv_info = None, None
+    if a.asv_results:
+        asv_df, asv_info = asv_results.load(a.asv_results)
     # a peak is what the machine can do: keep the better of a measurement before and after
     again = anchors_mod.measure_anchors(quick=a.quick or a.tiny, fresh=True)
     anchors.update({k: max(anchors[k], again[k]) for k in ("sgemm_gflops", "copy_gbps")})
-    df = pd.DataFrame(rows)
-    if df.empty:
-        print("nbconv report: nothing was measured (no implementation registered?)", file=sys.stderr)
+    df = pd.DataFrame(rows, columns=sweep.COLUMNS)
+    if df.empty and (asv_df is None or asv_df.empty):
+        print("nbconv report: nothing to report (nothing measured, stored or given)", file=sys.stderr)
         return 1
     df["pct_sgemm"] = 100 * df.gflops / anchors["sgemm_gflops"]
     df["pct_copy"] = 100 * df.gbps / anchors["copy_gbps"]
@@ -125,8 +141,18 @@ def main(argv=None) -> int:
         pd.DataFrame(decisions).to_csv(out / "decisions.csv", index=False)
         files.append("decisions.csv")
     figs = figures.all_figures(df, anchors, out / "figures")
-    rel = {k: str(Path(v).relative_to(out)) for k, v in figs.items()}
     tables = summary_tables(df, decisions, anchors)
+    if asv_df is not None and not asv_df.empty:
+        asv_df.to_csv(out / "asv_results.csv", index=False)
+        files.append("asv_results.csv")
+        for bench in sorted(b for b in asv_df.benchmark.unique() if b.endswith((".time_conv", ".time_pool",
+                                                                                  ".time_local"))):
+            path = figures.asv_times(asv_df, bench, asv_info, out / "figures" / f"asv_{bench}.png")
+            if path:
+                figs[f"asv:{bench}"] = path
+        tables[f"asv results (commit {asv_info['commit']}, {asv_info['env']}, {asv_info['date']})"] = \
+            asv_df[["benchmark", "params", "value", "unit"]]
+    rel = {k: str(Path(v).relative_to(out)) for k, v in figs.items()}
     notes.append(f"Report generated in {time.perf_counter() - t0:.0f} s "
                  f"({'--quick' if a.quick else '--tiny' if a.tiny else 'full'} run).")
     notes.append(f"Load average {load_before} before and {load_now()} after the run, on "

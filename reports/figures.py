@@ -202,3 +202,38 @@ def all_figures(df, anchors, fig_dir):
         "pool_sweep": pool_sweep(df, anchors, fig_dir / "pool_sweep.png"),
     }
     return {k: v for k, v in made.items() if v is not None}
+
+
+def asv_times(df, benchmark, info, path):
+    """One asv kernel benchmark: ms per call against kernel size, a line per implementation,
+    faceted by stride x data format (log scale: implementations differ by orders of magnitude)."""
+    need = {"impl", "stride", "layout"}
+    d = df[df.benchmark == benchmark] if not df.empty else df
+    if d.empty or not need <= set(d.columns):
+        return None
+    size = "kernel" if "kernel" in d.columns and d["kernel"].notna().any() else "pool_size"
+    d = d.dropna(subset=[size])
+    if d.empty:
+        return None
+    strides = sorted(d.stride.dropna().unique())
+    layouts = [lay for lay in LAYOUT_LABEL if lay in set(d.layout)]
+    col = colours(d.impl.unique())
+    fig, axes = _facets(len(strides), len(layouts))
+    for i, st in enumerate(strides):
+        for j, lay in enumerate(layouts):
+            ax = axes[i][j]
+            for impl, g in d[(d.stride == st) & (d.layout == lay)].groupby("impl"):
+                g = g.sort_values(size)
+                ax.plot(g[size], g.value * 1e3, marker="o", label=impl, color=col[impl])
+            ax.set_yscale("log")
+            ax.set_title(f"stride {int(st)}, {LAYOUT_LABEL[lay]}", fontsize=10)
+            ax.set_xticks(sorted(d[size].unique()))
+            ax.grid(alpha=0.3)
+            if j == 0:
+                ax.set_ylabel("ms per call (log scale)")
+            if i == len(strides) - 1:
+                ax.set_xlabel(f"{size.replace('_', ' ')} k")
+    fig.suptitle(f"asv {benchmark} at commit {info['commit']} ({info['date']}); lower is better",
+                 fontsize=11)
+    _legend(fig, axes)
+    return _save(fig, path)

@@ -57,6 +57,8 @@ def render(meta: dict, anchors: dict, sections: list, files: list[str], notes: l
     for kind, name, item in sections:
         if kind == "figure":
             title, caption = CAPTIONS.get(name, (name, ""))
+            if name.startswith("asv:"):
+                title, caption = f"asv: {name[4:]}", "Time per call from the saved asv run (lower is better)."
             out += [f"<h2>{e(title)}</h2>", f"<p class='note'>{e(caption)}</p>",
                     f"<img src='{e(item)}' alt='{e(title)}'>"]
         else:

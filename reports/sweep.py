@@ -37,6 +37,7 @@ class Settings:
     budget: float = 1.0           # seconds of timing per candidate measured here
     batch: int | None = None      # overrides the reference shapes' batch
     shapes: str | None = None     # CSV of reference shapes (default: the package's own)
+    sweep: bool = True            # False: measure nothing, read the tuning database only
     notes: list = field(default_factory=list)
 
 
@@ -48,6 +49,11 @@ def rand_args(p, seed=0):
     if p.op in ("maxpool", "avgpool"):
         return (rand(p.input_shape),)
     return rand(p.input_shape), rand(p.weight_shape), rand(p.bias_shape)
+
+
+COLUMNS = ["section", "shape", "op", "rank", "layout", "layout_name", "batch", "c_in", "c_out", "groups",
+           "kernel", "stride", "key", "impl", "config", "status", "median_s", "spread", "samples",
+           "compile_s", "error", "flops", "bytes", "gflops", "gbps", "source", "chosen"]
 
 
 def make_row(section, shape, p, impl, cfg, times, *, source, error=None, status="ok", chosen=False,
@@ -117,6 +123,15 @@ def reference_tasks(s: Settings, rows, decisions):
 
     for name, p in shapes:
         def task(name=name, p=p):
+            if not s.sweep:                                # the database's view only
+                recs = tuning.records(p) or []
+                rows.extend(make_row("reference", name, p, r["impl"], r["config"], r["samples"],
+                                     source="tuner", error=r.get("error"), status=r["status"],
+                                     compile_s=r.get("compile_s")) for r in recs)
+                d = tuning.decision(p)
+                if d:
+                    decisions.append({"shape": name, "key": p.key(), "tune_s": None, **d})
+                return
             args = rand_args(p)
             tune_s = tuning.tune(p, args)                  # first call: tunes (or loads the DB)
             recs = tuning.records(p)
@@ -177,7 +192,9 @@ def pool_tasks(s: Settings, rows):
 def run_sweep(s: Settings, progress=True):
     """(rows, decisions): lists of dicts. Shows a tqdm progress bar when tqdm is installed."""
     rows, decisions = [], []
-    tasks = [*reference_tasks(s, rows, decisions), *kernel_tasks(s, rows), *pool_tasks(s, rows)]
+    tasks = list(reference_tasks(s, rows, decisions))
+    if s.sweep:
+        tasks += [*kernel_tasks(s, rows), *pool_tasks(s, rows)]
     try:
         from tqdm import tqdm
         it = tqdm(tasks, desc="nbconv report", unit="task", disable=not progress)

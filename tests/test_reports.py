@@ -79,3 +79,58 @@ def test_importable_without_torch():
             "import reports.cli, reports.sweep, reports.figures, reports.torch_anchor as t\n"
             "assert not t.available()\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def fake_asv_results(root):
+    """A minimal asv results directory: benchmarks.json and one run with a parameterised
+    conv benchmark (one n/a combination) and a plain one."""
+    import json
+    params = [["'direct'", "'im2col_gemm'"], ["1", "3"], ["1"], ["'channels_last'"]]
+    (root / "m").mkdir(parents=True)
+    (root / "benchmarks.json").write_text(json.dumps({
+        "bench_conv.Conv2D.time_conv": {"name": "bench_conv.Conv2D.time_conv", "type": "time",
+                                        "unit": "seconds", "params": params,
+                                        "param_names": ["impl", "kernel", "stride", "layout"]},
+        "bench_tuner.Dispatch.track_overhead_us": {"type": "track", "unit": "us", "params": [],
+                                                   "param_names": []},
+        "version": 2}))
+    (root / "m" / "machine.json").write_text("{}")
+    (root / "m" / "abcdef12-existing.json").write_text(json.dumps({
+        "commit_hash": "abcdef1234", "env_name": "existing", "date": 1795327389000,
+        "result_columns": ["result", "params"],
+        "results": {"bench_conv.Conv2D.time_conv": [[1e-3, 3e-3, 2e-3, None], params],
+                    "bench_tuner.Dispatch.track_overhead_us": [[1.5], []]}}))
+
+
+def test_asv_results_are_read(tmp_path):
+    from reports import asv_results
+    fake_asv_results(tmp_path / "results")
+    df, info = asv_results.load(tmp_path / "results")
+    assert info["commit"] == "abcdef12"
+    conv = df[df.benchmark == "bench_conv.Conv2D.time_conv"]
+    assert len(conv) == 3                                   # the n/a combination is left out
+    assert set(conv.impl) == {"direct", "im2col_gemm"} and set(conv.kernel) == {1, 3}
+    assert df[df.benchmark.str.endswith("track_overhead_us")].value.tolist() == [1.5]
+
+
+def test_no_sweep_report_reads_the_database_and_asv(tmp_path, report):
+    # `report` has tuned the tiny reference shapes into this session's tuning database
+    fake_asv_results(tmp_path / "results")
+    out = tmp_path / "out"
+    assert cli.main(["--no-sweep", "--tiny", "--asv-results", str(tmp_path / "results"), "--out", str(out),
+                     "--no-progress"]) == 0
+    text = (out / "index.html").read_text()
+    p = Links()
+    p.feed(text)
+    for ref in p.refs:
+        assert (out / ref).is_file(), ref
+    assert "figures/asv_bench_conv.Conv2D.time_conv.png" in p.refs
+    assert "asv_results.csv" in p.refs
+    df = pd.read_csv(out / "results.csv")
+    assert set(df.section) <= {"reference"} and set(df.source) <= {"tuner"}
+
+
+def test_missing_asv_results_is_a_clear_error(tmp_path):
+    from reports import asv_results
+    with pytest.raises(FileNotFoundError, match="benchmarks.json"):
+        asv_results.load(tmp_path)

@@ -1,6 +1,7 @@
 """CPU implementations; importing this package registers them with the tuner."""
 # Fast paths (im2col/1x1 GEMM, Winograd, depthwise, pooling, locally-connected, dense BLAS).
 from . import (  # noqa: F401
+    blocked,
     dense_blas,
     depthwise,
     gemm,

@@ -210,15 +210,25 @@ def cmd_explain(a) -> int:
         if not problems:
             print(f"{target}: calls no kernel (nothing to tune)")
             return 0
-    peak = _peak(not a.no_peak)
     for name, op, p in problems:
         ex = ops.explain(op, p, measure=not a.no_measure)
+        # % of peak: compute-bound ops against the sgemm peak, pooling against copy bandwidth
+        pooling = op in ("maxpool", "avgpool")
+        peak = None
+        if not a.no_peak:
+            from . import env
+            peak = env.copy_bandwidth_gbs() if pooling else env.sgemm_peak_gflops()
         print(f"{name}: {op} {p.key()}")
-        peak_text = f"; sgemm peak {peak:.1f} GFLOP/s" if peak else ""
-        print(f"  {p.flops() / 1e9:.4g} GFLOP per call{peak_text}")
+        peak_text = ""
+        if peak:
+            peak_text = f"; % peak is of {'copy bandwidth' if pooling else 'sgemm peak'} " \
+                        f"{peak:.1f} {'GB/s' if pooling else 'GFLOP/s'} (measured now)"
+        print(f"  {p.flops() / 1e9:.4g} GFLOP, {p.bytes() / 1e6:.4g} MB moved per call{peak_text}")
         rows = []
         for r in ex["rows"]:
             g = _gflops(p, r["median_s"])
+            gbs = p.bytes() / r["median_s"] / 1e9 if r["median_s"] else None
+            rate = gbs if pooling else g
             if r["winner"]:
                 mark = "WINNER"
             elif r["partner"]:
@@ -228,10 +238,10 @@ def cmd_explain(a) -> int:
             rows.append([r["label"], "yes" if r["applies"] else "no", r["status"] or "",
                          _fmt(r["compile_s"], ".3f"), _fmt(r["median_s"] and r["median_s"] * 1e3, ".4f"),
                          _fmt(None if r["spread"] is None else 100 * r["spread"], ".1f"),
-                         _fmt(g, ".2f"), _fmt(g and peak and 100 * g / peak, ".1f"),
+                         _fmt(g, ".2f"), _fmt(gbs, ".2f"), _fmt(rate and peak and 100 * rate / peak, ".1f"),
                          _fmt(r["error"], ".2e"), mark, r["reason"] if r["reason"] != "" else ""])
-        _table(["candidate", "applies", "status", "compile s", "median ms", "IQR %", "GFLOP/s", "% peak",
-                "error", "", "note"], rows)
+        _table(["candidate", "applies", "status", "compile s", "median ms", "IQR %", "GFLOP/s", "GB/s",
+                "% peak", "error", "", "note"], rows)
         print("  " + (_decision_line(ex["decision"]) if ex["decision"] else f"no decision: {ex['error']}"))
         print()
     return 0
@@ -357,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--input-shape", help="layer input shape, batch first, e.g. 1,56,56,64")
     e.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     e.add_argument("--no-measure", action="store_true", help="show stored measurements only")
-    e.add_argument("--no-peak", action="store_true", help="do not measure the sgemm peak")
+    e.add_argument("--no-peak", action="store_true", help="do not measure the sgemm peak / copy bandwidth")
 
     d = sub.add_parser("db", help="the tuning database")
     d.add_argument("action", choices=["list", "export", "import", "clear", "path"])

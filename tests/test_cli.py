@@ -69,7 +69,7 @@ def test_explain_a_key_shows_every_candidate(capsys):
     from tuner import registry
     for impl in registry.impls("conv"):
         assert impl.name in out
-    for col in ("applies", "compile s", "median ms", "IQR %", "GFLOP/s", "% peak", "error"):
+    for col in ("applies", "compile s", "median ms", "IQR %", "GFLOP/s", "GB/s", "% peak", "error"):
         assert col in out
     assert "WINNER" in out and "winner:" in out
     assert "kernel must be all ones" in out        # why gemm_1x1 does not apply to a 3x3

@@ -361,3 +361,25 @@ def test_explain_lists_every_candidate():
     assert rows["a"]["winner"] and rows["b"]["partner"] and rows["a"]["median_s"] < rows["b"]["median_s"]
     assert rows["a"]["compile_s"] is not None and rows["a"]["error"] == 0.0
     assert ex["decision"].impl.name == "a" and ex["error"] == ""
+
+
+def test_source_hash_covers_the_kernel_module_and_its_package_helpers(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from tuner.registry import _source_hash
+
+    def build(name, helper, kernel="from . import helper\n\ndef fn(x, p):\n    return x * helper.K\n"):
+        root = tmp_path / name
+        (root / "hashpkg").mkdir(parents=True)
+        (root / "hashpkg" / "__init__.py").write_text("")
+        (root / "hashpkg" / "helper.py").write_text(helper)
+        (root / "hashpkg" / "kern.py").write_text(kernel)
+        for mod in [m for m in sys.modules if m.split(".")[0] == "hashpkg"]:
+            monkeypatch.delitem(sys.modules, mod)
+        monkeypatch.syspath_prepend(str(root))
+        return _source_hash(importlib.import_module("hashpkg.kern").fn)
+    h1 = build("a", "K = 2\n")
+    assert build("b", "K = 3\n") != h1                    # a helper edit re-tunes its users
+    assert build("c", "K = 2\n") == h1                    # the same sources, the same hash
+    assert build("d", "K = 2\n", "from . import helper\n\ndef fn(x, p):\n    return x * helper.K * 1\n") != h1

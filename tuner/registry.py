@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -38,13 +39,31 @@ class Impl:
         return [dict(c) for c in cfgs] or [{}]
 
 
-def _source_hash(fn) -> str:
-    """Hash of the module that defines fn: editing a kernel re-tunes only its rows."""
+def _module_source(mod) -> str:
     try:
-        src = inspect.getsource(inspect.getmodule(fn))
+        return inspect.getsource(mod)
     except (OSError, TypeError):
-        src = getattr(fn, "__qualname__", repr(fn))
-    return hashlib.sha256(src.encode()).hexdigest()[:16]
+        return getattr(mod, "__name__", repr(mod))
+
+
+def _source_hash(fn) -> str:
+    """Hash of the module that defines fn and of the same-package modules it uses (helpers such
+    as shared views or thread policy): editing a kernel re-tunes only the rows that depend on it."""
+    mod = inspect.getmodule(fn)
+    if mod is None:
+        return hashlib.sha256(getattr(fn, "__qualname__", repr(fn)).encode()).hexdigest()[:16]
+    package = mod.__name__.split(".")[0]
+    deps = {}
+    for value in vars(mod).values():
+        dep = value if inspect.ismodule(value) else getattr(value, "__module__", None)
+        dep = sys.modules.get(dep) if isinstance(dep, str) else dep
+        if (inspect.ismodule(dep) and dep is not mod and dep.__name__.split(".")[0] == package
+                and dep.__name__ != package):
+            deps[dep.__name__] = dep
+    h = hashlib.sha256(_module_source(mod).encode())
+    for name in sorted(deps):
+        h.update(b"\0" + name.encode() + b"\0" + _module_source(deps[name]).encode())
+    return h.hexdigest()[:16]
 
 
 class Registry:

@@ -9,17 +9,19 @@ Flow of `select(op, problem, arrays)`:
    name, config and source hash) equals the current one -> it, unmeasured.
 4. Mode `estimate` -> the lowest `impl.estimate(problem, config)` among impls that give one
    (ties: priority, then name); the highest-priority candidate when none does. Nothing is timed.
-5. Mode `measure`: candidates with a valid stored row (same source hash, not skipped) are
-   reused; the others are measured on the caller's arrays (or `make_args`): first call timed
-   apart as compile time and verified against the reference; warm-up; inner repetitions
-   doubled until a sample lasts `min_sample_s`; then outer samples taken round-robin over the
-   candidates (one each per round, so a burst of load hits all alike) within the budgets.
+5. Mode `measure`: candidates with a valid stored row (same source hash, not skipped for
+   lack of shape budget) are reused; the others are measured on the caller's arrays (or
+   `make_args`): first call timed apart as compile time and verified against the reference;
+   warm-up; inner repetitions doubled until a sample lasts `min_sample_s`; then outer samples
+   taken round-robin over the candidates (one each per round, so a burst of load hits all
+   alike) within the budgets. The shape budget is checked before each candidate's first call.
 6. Choice (`choose`): the fastest median wins if it is significantly faster than the
    runner-up (one-sided Mann-Whitney U on its samples scaled by 1 + min_gain, p < alpha).
    Otherwise every candidate it does not beat significantly is tied with it, and the tie goes
    to the highest priority, then the name, then the config's position in the impl's list. The
    tie partner (the fastest if it lost the tie, else the next tied one) and the whole tie set
-   are recorded.
+   are recorded. A decision made while some candidate was skipped for lack of shape budget is
+   kept in memory only: the next process measures the skipped ones and decides again.
 """
 from __future__ import annotations
 
@@ -234,6 +236,8 @@ class Tuner:
             return self._estimate(op, problem, key, cands, note)
         rows = self.ensure_measured(op, problem, cands, arrays, retune=retune)
         d = self.choose(op, key, cands, rows, s, note=note)
+        if any(r["status"] == SKIPPED for r in rows.values()):
+            return d        # provisional: the next process measures the skipped ones and decides
         self._db_do("put_decision", {
             "key": key, "fp": self.fp, "op": op, "impl": d.impl.name, "config": config_json(d.config),
             "tie": int(d.tie), "partner_impl": d.partner[0] if d.partner else None,

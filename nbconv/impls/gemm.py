@@ -3,14 +3,15 @@
 The im2col workspace is tiled over output rows (n, od, oh) under a byte cap, so a large image
 never lowers all at once: `im2col_plan` gives the tiling and the peak extra memory. Padding is
 done while lowering (out-of-bounds taps are written as zeros), so the input is never copied.
-BLAS is called from serial Numba code and uses all of its threads (nbconv.threads policy).
+BLAS is called from serial Numba code and uses all of its threads (nbconv.threads policy); the
+channels_last lowering runs on Numba's threads before each GEMM, never during one.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from tuner.registry import register
 
@@ -18,43 +19,64 @@ from ..spec import Problem
 from .views import check_array
 
 
+def _lower_nhwc_py(x, col, r0, r1, c0, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
+                od_, oh_, ow_):
+    """Rows r0..r1 of (n, od, oh) into col ((r1-r0)*OW, K*Cg); zeros outside the input."""
+    n_, d_, h_, w_, c_ = x.shape
+    for r in prange(r0, r1):
+        n = r // (od_ * oh_)
+        od = (r // oh_) % od_
+        oh = r % oh_
+        for ow in range(ow_):
+            cr = col[(r - r0) * ow_ + ow]
+            k = 0
+            for a in range(kd_):
+                i_d = od * sd - pd + a * dd
+                for bb in range(kh_):
+                    i_h = oh * sh - ph + bb * dh
+                    for cc in range(kw_):
+                        i_w = ow * sw - pw + cc * dw
+                        if 0 <= i_d < d_ and 0 <= i_h < h_ and 0 <= i_w < w_:
+                            xr = x[n, i_d, i_h, i_w]
+                            for c in range(cg):
+                                cr[k + c] = xr[c0 + c]
+                        else:
+                            for c in range(cg):
+                                cr[k + c] = 0
+                        k += cg
+
+
+# Parallel lowering pays only on big tiles: a parallel launch costs tens of microseconds.
+_lower_nhwc_par = njit(cache=True, parallel=True)(_lower_nhwc_py)
+_lower_nhwc_ser = njit(cache=True)(_lower_nhwc_py)
+_PAR_MIN_ELEMS = 1 << 16
+
+
 @njit(cache=True)
 def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
                  od_, oh_, ow_, tile_rows):
-    """x (N,D,H,W,C); wg (G, K*Cg, Fg); y2 (N*OD*OH*OW, F). Returns the number of tiles."""
+    """x (N,D,H,W,C); wg (G, K*Cg, Fg); y2 (N*OD*OH*OW, F). Returns the number of tiles.
+
+    The lowering runs on Numba's threads, then the GEMM on BLAS's: never both at once.
+    """
     n_, d_, h_, w_, c_ = x.shape
     g_, kc, fg = wg.shape
     cg = c_ // g_
     rows = n_ * od_ * oh_
     col = np.empty((tile_rows * ow_, kc), x.dtype)
-    tmp = np.empty((tile_rows * ow_, fg), x.dtype)
+    tmp = np.empty((tile_rows * ow_ if g_ > 1 else 0, fg), x.dtype)
     tiles = 0
     for r0 in range(0, rows, tile_rows):
         r1 = min(rows, r0 + tile_rows)
         pix = (r1 - r0) * ow_
+        p0 = r0 * ow_
         for g in range(g_):
-            c0 = g * cg
-            for r in range(r0, r1):
-                n = r // (od_ * oh_)
-                od = (r // oh_) % od_
-                oh = r % oh_
-                for ow in range(ow_):
-                    row = (r - r0) * ow_ + ow
-                    k = 0
-                    for a in range(kd_):
-                        i_d = od * sd - pd + a * dd
-                        for bb in range(kh_):
-                            i_h = oh * sh - ph + bb * dh
-                            for cc in range(kw_):
-                                i_w = ow * sw - pw + cc * dw
-                                if 0 <= i_d < d_ and 0 <= i_h < h_ and 0 <= i_w < w_:
-                                    for c in range(cg):
-                                        col[row, k + c] = x[n, i_d, i_h, i_w, c0 + c]
-                                else:
-                                    for c in range(cg):
-                                        col[row, k + c] = 0
-                                k += cg
-            p0 = r0 * ow_
+            if pix * kc >= _PAR_MIN_ELEMS:
+                _lower_nhwc_par(x, col, r0, r1, g * cg, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw,
+                                pd, ph, pw, od_, oh_, ow_)
+            else:
+                _lower_nhwc_ser(x, col, r0, r1, g * cg, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw,
+                                pd, ph, pw, od_, oh_, ow_)
             if g_ == 1:
                 out = y2[p0:p0 + pix]
                 np.dot(col[:pix], wg[0], out)
@@ -64,7 +86,7 @@ def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw
                 for i in range(pix):
                     for f in range(fg):
                         y2[p0 + i, g * fg + f] = out[i, f]
-        for i in range(r0 * ow_, r0 * ow_ + pix):
+        for i in range(p0, p0 + pix):
             for f in range(y2.shape[1]):
                 y2[i, f] += b[f]
         tiles += 1

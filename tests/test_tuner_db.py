@@ -238,3 +238,27 @@ def test_schema_1_file_gains_the_tie_set_column(tmp_path):
     con.close()
     db = TuningDB(path)
     assert db.path == path and db.rows("decisions")[0]["tied"] == "[]"
+
+
+def _child_writes(db, results):
+    try:
+        inherited = db._con
+        db.put_fingerprint("child", {"pid": os.getpid()})
+        results.put((db.path, db._con is not inherited))
+    except Exception as e:           # reported to the parent
+        results.put(repr(e))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_opens_its_own_connection(tmp_path):
+    import multiprocessing
+    path = str(tmp_path / "t.sqlite")
+    db = TuningDB(path)
+    db.put_fingerprint("parent", {})
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child_writes, args=(db, results))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0 and results.get(timeout=5) == (path, True)
+    assert {r["fp"] for r in db.rows("fingerprints")} == {"parent", "child"}

@@ -65,7 +65,15 @@ class TuningDB:
         self.requested = str(path)
         self.timeout = timeout
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self.path, self._con = self._open(self.requested)
+
+    def _after_fork(self):
+        """A forked child must not use its parent's SQLite connection: open its own."""
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()
+            self._pid = os.getpid()
+            self.path, self._con = self._open(self.requested if self.path != ":memory:" else ":memory:")
 
     # -- opening ----------------------------------------------------------------------------
     def _connect(self, path: str) -> sqlite3.Connection:
@@ -154,6 +162,7 @@ class TuningDB:
 
     # -- low level --------------------------------------------------------------------------
     def _read(self, sql, args=()):
+        self._after_fork()
         with self._lock:
             cur = self._con.execute(sql, args)
             names = [d[0] for d in cur.description]
@@ -161,6 +170,7 @@ class TuningDB:
 
     def _write(self, statements):
         """Run [(sql, args)] in one IMMEDIATE transaction."""
+        self._after_fork()
         with self._lock:
             con = self._con
             con.execute("BEGIN IMMEDIATE")
@@ -256,6 +266,7 @@ class TuningDB:
 
     def clear(self, fp: str | None = None) -> int:
         """Delete measurements and decisions (of one fingerprint, or all). Returns rows deleted."""
+        self._after_fork()
         with self._lock:
             n = 0
             self._con.execute("BEGIN IMMEDIATE")

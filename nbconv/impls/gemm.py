@@ -193,7 +193,7 @@ def _applies_im2col(p: Problem):
 
 
 @register("conv", "im2col_gemm", applies=_applies_im2col,
-          configs=[{"cap_mb": 4}, {"cap_mb": 32}, {"cap_mb": 256}], tolerance=1e-4, priority=10)
+          configs=[{"cap_mb": 1}, {"cap_mb": 4}, {"cap_mb": 32}], tolerance=1e-4, priority=10)
 def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)

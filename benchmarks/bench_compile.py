@@ -15,11 +15,12 @@ from .common import NONE, check_applies, problem, tiny
 
 OPS = ("conv", "maxpool", "avgpool", "local", "dense")
 
-# Probe problems per op, most common first (op, rank, kernel, stride, layout): an impl is
-# measured on the first one it applies to.
+# Probe problems per op, most common first (rank, kernel, stride, layout[, depthwise]): an impl
+# is measured on the first one it applies to.
 PROBES = {
     "conv": [(2, 3, 1, "channels_last"), (2, 1, 1, "channels_last"), (2, 3, 1, "channels_first"),
-             (1, 3, 1, "channels_last"), (3, 3, 1, "channels_last")],
+             (1, 3, 1, "channels_last"), (3, 3, 1, "channels_last"), (2, 3, 1, "channels_last", True),
+             (2, 3, 1, "channels_first", True)],
     "maxpool": [(2, 3, 2, "channels_last"), (2, 3, 2, "channels_first")],
     "avgpool": [(2, 3, 2, "channels_last"), (2, 3, 2, "channels_first")],
     "local": [(2, 3, 1, "channels_last"), (1, 3, 1, "channels_last")],
@@ -67,10 +68,10 @@ def candidates():
     return names or [NONE]
 
 
-def probe_problem(op, rank, k, s, layout):
+def probe_problem(op, rank, k, s, layout, depthwise=False):
     side, c = (6, 4) if tiny() else (16, 16)
     return problem(op, rank, k, s, layout, batch=1, spatial=side, c_in=c, c_out=c,
-                   padding="valid" if op == "local" else "same")
+                   padding="valid" if op == "local" else "same", groups=c if depthwise else 1)
 
 
 def probe_for(op, name):

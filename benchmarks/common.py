@@ -11,6 +11,7 @@ after importing the suite.
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 
@@ -38,13 +39,12 @@ LAYOUTS = ("channels_last", "channels_first")
 NONE = "(none registered)"
 
 
-
 class Timing:
     """asv timing attributes shared by the kernel benchmarks: no auto-calibration (one call per
-    sample: the calls take milliseconds, and setup re-runs before each), 3-10 samples within
-    about a second, one round. Keeps the default suite inside its 15-minute budget."""
+    sample: the calls take milliseconds, and setup re-runs before each), 5-20 samples within
+    about 1.5 s, one round. Keeps the default suite inside its 15-minute budget."""
     number = 1
-    repeat = (3, 10, 1.0)
+    repeat = (5, 20, 1.5)
     warmup_time = 0.05
     rounds = 1
     timeout = 120
@@ -97,9 +97,9 @@ def check_applies(op, name, p):
 
 
 @functools.lru_cache(maxsize=None)
-def _prepared(op, name, p):
+def _prepared(op, name, p, cfg_json):
     impl = registry.get(op, name)
-    cfg = impl.configs_for(p)[0]
+    cfg = json.loads(cfg_json) if cfg_json else impl.configs_for(p)[0]
     args = arrays(p)
     y = impl.fn(*args, p, **cfg)          # compiles (or loads Numba's cache)
     err = reference.rel_error(y, reference.run(op, p, *args))
@@ -109,9 +109,9 @@ def _prepared(op, name, p):
     return functools.partial(impl.fn, *args, p, **cfg)
 
 
-def prepare(op, name, p):
-    """A zero-argument callable running impl `name` (its first config) on cached data for p:
-    compiled and checked against the reference once per process. Raises NotImplementedError
-    where the impl does not apply."""
+def prepare(op, name, p, cfg=None):
+    """A zero-argument callable running impl `name` with `cfg` (default: its first config) on
+    cached data for p: compiled and checked against the reference once per process. Raises
+    NotImplementedError where the impl does not apply."""
     check_applies(op, name, p)
-    return _prepared(op, name, p)
+    return _prepared(op, name, p, json.dumps(cfg, sort_keys=True) if cfg is not None else "")

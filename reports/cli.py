@@ -74,7 +74,7 @@ def summary_tables(df, decisions, anchors):
     if not cand.empty:
         tables["Every candidate on the reference shapes"] = cand[
             ["shape", "impl", "config", "status", "median_s", "spread", "gflops", "pct_sgemm", "compile_s",
-             "error", "source"]]
+             "error", "reason", "source"]]
     pool = df[(df.section == "pool_sweep") & (df.status == "ok")]
     if not pool.empty:
         tables["Pooling (GB/s, % of copy bandwidth)"] = pool[

@@ -53,11 +53,11 @@ def rand_args(p, seed=0):
 
 COLUMNS = ["section", "shape", "op", "rank", "layout", "layout_name", "batch", "c_in", "c_out", "groups",
            "kernel", "stride", "key", "impl", "config", "status", "median_s", "spread", "samples",
-           "compile_s", "error", "flops", "bytes", "gflops", "gbps", "source", "chosen"]
+           "compile_s", "error", "reason", "flops", "bytes", "gflops", "gbps", "source", "chosen"]
 
 
 def make_row(section, shape, p, impl, cfg, times, *, source, error=None, status="ok", chosen=False,
-             compile_s=None):
+             compile_s=None, reason=""):
     med, spread = summary(times) if len(times) else (float("nan"), float("nan"))
     return {
         "section": section, "shape": shape, "op": p.op, "rank": p.rank, "layout": p.layout,
@@ -66,7 +66,8 @@ def make_row(section, shape, p, impl, cfg, times, *, source, error=None, status=
         "stride": p.strides[0] if p.strides else 0, "key": p.key(), "impl": impl,
         "config": json.dumps(cfg, sort_keys=True) if cfg is not None else "",
         "status": status, "median_s": med, "spread": spread, "samples": len(times),
-        "compile_s": compile_s, "error": error, "flops": p.flops(), "bytes": p.bytes(),
+        "compile_s": compile_s, "error": error, "reason": reason or "",
+        "flops": p.flops(), "bytes": p.bytes(),
         "gflops": p.flops() / med / 1e9, "gbps": p.bytes() / med / 1e9, "source": source,
         "chosen": chosen,
     }
@@ -127,7 +128,7 @@ def reference_tasks(s: Settings, rows, decisions):
                 recs = tuning.records(p) or []
                 rows.extend(make_row("reference", name, p, r["impl"], r["config"], r["samples"],
                                      source="tuner", error=r.get("error"), status=r["status"],
-                                     compile_s=r.get("compile_s")) for r in recs)
+                                     compile_s=r.get("compile_s"), reason=r.get("reason")) for r in recs)
                 d = tuning.decision(p)
                 if d:
                     decisions.append({"shape": name, "key": p.key(), "tune_s": None, **d})
@@ -138,7 +139,7 @@ def reference_tasks(s: Settings, rows, decisions):
             if recs is not None:
                 cand = [make_row("reference", name, p, r["impl"], r["config"], r["samples"],
                                  source="tuner", error=r.get("error"), status=r["status"],
-                                 compile_s=r.get("compile_s")) for r in recs]
+                                 compile_s=r.get("compile_s"), reason=r.get("reason")) for r in recs]
                 d = tuning.decision(p) or decide_from_rows(cand)
             else:
                 cand = measure_candidates("reference", name, p, args, s.budget, configs="all")

@@ -16,6 +16,7 @@ keras = pytest.importorskip("keras")
 
 from nbconv import layers as L  # noqa: E402
 from nbconv import ops, reference  # noqa: E402
+from nbconv.layers.activations import ALL as ACTIVATIONS  # noqa: E402
 from nbconv.models import Sequential  # noqa: E402
 from nbconv.spec import make_problem, same_pads  # noqa: E402
 
@@ -324,3 +325,12 @@ def test_variant_positional_order():
     a = L.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
     b = K.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
     assert (a.data_format, a.output_padding) == (b.data_format, tuple(b.output_padding))
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_match_keras(name):
+    x = np.linspace(-6, 6, 25).astype("float32").reshape(1, 25)
+    fn = keras.activations.get(name)
+    expect = np.asarray(keras.ops.convert_to_numpy(fn(keras.ops.convert_to_tensor(x))))
+    got = L.Activation(name)(x)
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)

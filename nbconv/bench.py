@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 import sys
@@ -203,6 +204,48 @@ def _targets(rows, shapes, peak, out):
                   f"{100 * best[k, 'other'] / peak:.0f} % of sgemm (goal >= 60 %)", file=out)
 
 
+def _memprobe(key, cap_mb):
+    """In a fresh process: peak RSS growth of one im2col call beyond its input and output arrays."""
+    import resource
+
+    from .impls import gemm
+    from .spec import problem_from_key
+
+    p = problem_from_key(key)
+    x, w, b = ops.make_args("conv", p, seed=0)
+    small = p.with_(spatial=tuple(min(s, 8) for s in p.spatial), batch=1)
+    gemm.im2col_gemm(*ops.make_args("conv", small), small, cap_mb=cap_mb)      # compile on a tiny copy
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    y = gemm.im2col_gemm(x, w, b, p, cap_mb=cap_mb)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    plan = gemm.im2col_plan(p, cap_mb)
+    print(json.dumps({"key": key, "cap_mb": cap_mb, "tiles": plan["tiles"],
+                      "planned_extra": plan["peak_extra_bytes"], "output": y.nbytes,
+                      "measured_extra": max(0, after - before - y.nbytes)}))
+
+
+def bench_memory(shapes, args, out=None):
+    """Peak extra memory of the im2col path per shape and workspace cap (fresh process each)."""
+    import subprocess
+
+    out = out or sys.stdout
+    from .impls import gemm
+    caps = [c["cap_mb"] for c in gemm.im2col_gemm_configs]
+    print(f"{'shape':18s} {'N':>2s} {'cap MiB':>8s} {'tiles':>6s} {'planned MB':>11s} {'measured MB':>12s} "
+          f"{'full col MB':>12s}", file=out, flush=True)
+    rows = []
+    for name, p in shapes:
+        for cap in caps:
+            code = f"from nbconv.bench import _memprobe; _memprobe({p.key()!r}, {cap})"
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            full = gemm.im2col_plan(p, 1e9)["col_bytes"]
+            rows.append(dict(r, name=name, batch=p.batch, full_col=full))
+            print(f"{name:18s} {p.batch:2d} {cap:8g} {r['tiles']:6d} {r['planned_extra'] / 1e6:11.1f} "
+                  f"{r['measured_extra'] / 1e6:12.1f} {full / 1e6:12.1f}", file=out, flush=True)
+    return rows
+
+
 def _parse(argv):
     ap = argparse.ArgumentParser(prog="nbconv bench", description=__doc__.splitlines()[0])
     ap.add_argument("--reference", action="store_true", help="compare with torch conv2d (needs torch)")
@@ -217,6 +260,8 @@ def _parse(argv):
     ap.add_argument("--min-time", type=float, default=0.02, help="seconds per sample")
     ap.add_argument("--flops-cap", type=float, default=2e8,
                     help="--impls: skip priority-0 fallbacks above this many FLOPs")
+    ap.add_argument("--memory", action="store_true",
+                    help="peak extra memory of the im2col path per workspace cap (a process each)")
     ap.add_argument("--csv", help="write the rows to this CSV file")
     args = ap.parse_args(argv)
     if args.threads < 1:
@@ -245,6 +290,11 @@ def main(argv=None) -> int:
         print("nbconv bench: no shapes selected", file=sys.stderr)
         return 2
     rows = []
+    if args.memory:
+        rows = bench_memory(shapes, args)
+        args.reference = args.reference and not args.impls
+        if not (args.reference or args.impls):
+            return 0
     if args.impls:
         rows, _ = bench_impls(shapes, args)
     if args.reference or not args.impls:

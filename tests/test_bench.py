@@ -40,6 +40,16 @@ def test_impls_table(capsys):
     assert "gemm_1x1" in text and "im2col_gemm" in text
 
 
+def test_memory_table(capsys):
+    assert bench.main(["--memory", "--quick", "--batch", "1", "--only", "quick_3x3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:3] == ["shape", "N", "cap"]
+    assert len(lines) == 1 + 3                    # one row per im2col workspace cap
+    for line in lines[1:]:
+        cells = line.split()
+        assert cells[0] == "quick_3x3" and float(cells[4]) > 0 and float(cells[5]) >= 0
+
+
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         bench.main(["--threads", "0", "--quick"])

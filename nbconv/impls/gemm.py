@@ -192,8 +192,11 @@ def _applies_im2col(p: Problem):
     return True
 
 
-@register("conv", "im2col_gemm", applies=_applies_im2col,
-          configs=[{"cap_mb": 1}, {"cap_mb": 4}, {"cap_mb": 32}], tolerance=1e-4, priority=10)
+im2col_gemm_configs = [{"cap_mb": 1}, {"cap_mb": 4}, {"cap_mb": 32}]
+
+
+@register("conv", "im2col_gemm", applies=_applies_im2col, configs=im2col_gemm_configs, tolerance=1e-4,
+          priority=10)
 def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)

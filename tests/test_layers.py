@@ -596,3 +596,17 @@ def test_locally_connected_tf_keras_kwargs():
     y = layer(rand(1, 6, 2))
     np.testing.assert_array_equal(layer.get_weights()[0], kernel)
     close(y, lc_tf_keras_forward(layer, rand(1, 6, 2)))
+
+
+@pytest.mark.parametrize("layer, shape, out", [
+    (lambda: L.Conv2D(4, 3, padding="same", bias_initializer="ones"), (1, 5, 5, 0), (1, 5, 5, 4)),
+    (lambda: L.MaxPooling2D(), (1, 4, 4, 0), (1, 2, 2, 0)),
+    (lambda: L.Dense(3, bias_initializer="ones"), (2, 0), (2, 3)),
+    (lambda: L.GlobalMaxPooling2D(), (1, 3, 3, 0), (1, 0)),
+    (lambda: L.Flatten(), (2, 0, 3), (2, 0)),
+])
+def test_zero_channels(layer, shape, out):
+    y = layer()(np.ones(shape, "float32"))
+    assert y.shape == out
+    if y.size:
+        np.testing.assert_array_equal(y, 1.0)  # nothing to sum: only the bias

@@ -74,7 +74,7 @@ class Dense(Layer):
 
     def call(self, x):
         lead = x.shape[:-1]
-        x2 = x.reshape(-1, x.shape[-1])  # a view: x is C-contiguous
+        x2 = x.reshape(math.prod(lead), x.shape[-1])  # a view: x is C-contiguous
         p = self._problems.get(x2.shape)
         if p is None:
             p = Problem(op="dense", rank=0, batch=x2.shape[0], in_channels=x2.shape[1],

@@ -116,6 +116,13 @@ def decide_from_rows(rows):
     return d
 
 
+def tuner_rows(name, p, recs):
+    """Rows from the tuner's stored candidate records of a reference shape."""
+    return [make_row("reference", name, p, r["impl"], r["config"], r["samples"], source="tuner",
+                     error=r.get("error"), status=r["status"], compile_s=r.get("compile_s"),
+                     reason=r.get("reason")) for r in recs]
+
+
 def reference_tasks(s: Settings, rows, decisions):
     from nbconv.shapes import load_shapes
     shapes = load_shapes(s.shapes, batch=s.batch)
@@ -125,10 +132,7 @@ def reference_tasks(s: Settings, rows, decisions):
     for name, p in shapes:
         def task(name=name, p=p):
             if not s.sweep:                                # the database's view only
-                recs = tuning.records(p) or []
-                rows.extend(make_row("reference", name, p, r["impl"], r["config"], r["samples"],
-                                     source="tuner", error=r.get("error"), status=r["status"],
-                                     compile_s=r.get("compile_s"), reason=r.get("reason")) for r in recs)
+                rows.extend(tuner_rows(name, p, tuning.records(p) or []))
                 d = tuning.decision(p)
                 if d:
                     decisions.append({"shape": name, "key": p.key(), "tune_s": None, **d})
@@ -137,9 +141,7 @@ def reference_tasks(s: Settings, rows, decisions):
             tune_s = tuning.tune(p, args)                  # first call: tunes (or loads the DB)
             recs = tuning.records(p)
             if recs is not None:
-                cand = [make_row("reference", name, p, r["impl"], r["config"], r["samples"],
-                                 source="tuner", error=r.get("error"), status=r["status"],
-                                 compile_s=r.get("compile_s"), reason=r.get("reason")) for r in recs]
+                cand = tuner_rows(name, p, recs)
                 d = tuning.decision(p) or decide_from_rows(cand)
             else:
                 cand = measure_candidates("reference", name, p, args, s.budget, configs="all")

@@ -134,3 +134,28 @@ def test_missing_asv_results_is_a_clear_error(tmp_path):
     from reports import asv_results
     with pytest.raises(FileNotFoundError, match="benchmarks.json"):
         asv_results.load(tmp_path)
+
+
+def test_interleaved_timing_gives_every_callable_the_same_samples():
+    import time
+
+    from reports.timing import measure_interleaved
+    calls = {"fast": lambda: None, "slow": lambda: time.sleep(0.001)}
+    out = measure_interleaved(calls, samples=4, budget=0.5, min_sample=1e-3)
+    assert set(out) == {"fast", "slow"} and len(out["fast"]) == len(out["slow"]) >= 3
+    assert min(out["slow"]) >= 0.0009 and max(out["fast"]) < min(out["slow"])
+
+
+def test_report_decision_rule_without_tuner_records():
+    from nbconv.shapes import load_shapes
+    from reports.sweep import decide_from_rows, make_row
+    p = load_shapes()[2][1]
+    rows = [make_row("reference", "s", p, "a", {}, [1.0, 1.01, 0.99], source="report"),
+            make_row("reference", "s", p, "b", {}, [2.0, 2.02, 1.98], source="report"),
+            make_row("reference", "s", p, "a", {"t": 2}, [1.5], source="report"),
+            make_row("reference", "s", p, "c", {}, [], source="report", status="raised ValueError: x")]
+    d = decide_from_rows(rows)
+    assert (d["winner"], d["runner_up"], d["tie"]) == ("a", "b", False)
+    assert abs(d["margin"] - 1.0) < 1e-9
+    close = [rows[0], make_row("reference", "s", p, "b", {}, [1.02, 0.95, 1.1], source="report")]
+    assert decide_from_rows(close)["tie"] is True

@@ -32,17 +32,18 @@ def mixes_tiles(fn) -> bool:
     return "winograd" in name or "fft" in name
 
 
-def run_conv(mixes_cache, x, w, b, p):
+def run_conv(mixes_cache, key, x, w, b, p):
     """`ops.conv`, with NaN/Inf landing where the reference puts them.
 
     A NaN/Inf input or weight makes a tile-mixing kernel spread it over its whole tile (the reference
     spreads it only to the windows that read it): when such a kernel returns a non-finite output,
-    the call is redone with the always-applicable `direct` kernel. `mixes_cache` maps Problem -> bool.
+    the call is redone with the always-applicable `direct` kernel. `mixes_cache` maps `key` (cheaper
+    to hash than the Problem; the caller's input shape) -> bool.
     """
     y = ops.conv(x, w, b, p)
-    mixes = mixes_cache.get(p)
+    mixes = mixes_cache.get(key)
     if mixes is None:
-        mixes = mixes_cache[p] = mixes_tiles(ops.chosen("conv", p)[0])
+        mixes = mixes_cache[key] = mixes_tiles(ops.chosen("conv", p)[0])
     if mixes and not math.isfinite(np.add.reduce(y, axis=None)):
         with ops.tuning(force="direct"):
             y = ops.conv(x, w, b, p)
@@ -157,7 +158,8 @@ class BaseConv(Layer):
         return p
 
     def call(self, x):
-        return self.activation(run_conv(self._mixes, x, self._kernel, self._bias, self._problem(x.shape)))
+        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias,
+                                        self._problem(x.shape)))
 
     def get_config(self):
         config = super().get_config()

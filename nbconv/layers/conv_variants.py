@@ -138,7 +138,7 @@ class BaseDepthwiseConv(_ConvLike):
                 "conv", x.shape, rank=self.rank, kernel=self.kernel_size, strides=self.strides,
                 dilation=self.dilation_rate, padding=self.padding, out_channels=c * self.depth_multiplier,
                 groups=c, layout=self.data_format, dtype=self.dtype)
-        return self.activation(run_conv(self._mixes, x, self._kernel, self._bias, p))
+        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias, p))
 
     def get_config(self):
         config = self._base_config()
@@ -232,8 +232,8 @@ class BaseSeparableConv(_ConvLike):
             p2 = make_problem("conv", p1.output_shape, rank=self.rank, kernel=(1,) * self.rank,
                               out_channels=self.filters, layout=self.data_format, dtype=self.dtype)
             ps = self._problems[x.shape] = (p1, p2)
-        mid = run_conv(self._mixes, x, self._dw, self._dw_bias, ps[0])
-        return self.activation(run_conv(self._mixes, mid, self._pw, self._bias, ps[1]))
+        mid = run_conv(self._mixes, x.shape, x, self._dw, self._dw_bias, ps[0])
+        return self.activation(run_conv(self._mixes, (x.shape, 1), mid, self._pw, self._bias, ps[1]))
 
     def get_config(self):
         config = self._base_config()
@@ -366,7 +366,7 @@ class BaseConvTranspose(_ConvLike):
                 (slice(None), slice(None), *steps)
             z[index] = x
             x = z
-        return self.activation(run_conv(self._mixes, x, self._kernel, self._bias, p))
+        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias, p))
 
     def get_config(self):
         config = self._base_config()

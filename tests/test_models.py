@@ -146,3 +146,11 @@ def test_pop_and_get_layer():
     assert isinstance(last, L.Dense) and model.output_shape == (None, 4) and model.count_params() == 28
     with pytest.raises(ValueError, match="No such layer: nope"):
         model.get_layer("nope")
+
+
+def test_input_dtypes():
+    assert L.Input((3,), dtype="int32").dtype == "int32"
+    model = Sequential([L.Input((3,), dtype="int64"), L.Dense(2, kernel_initializer="ones")])
+    np.testing.assert_array_equal(model(np.array([[1, 2, 3]])), [[6.0, 6.0]])
+    with pytest.raises(ValueError, match="Argument `dtype` of InputLayer must be a real numeric dtype"):
+        L.Input((3,), dtype="bool")

@@ -183,7 +183,16 @@ class InputLayer(Layer):
         if sparse or ragged or input_tensor is not None:
             raise ValueError("nbconv's InputLayer supports dense NumPy inputs only: `sparse`, `ragged` and "
                              "`input_tensor` are not supported.")
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        super().__init__(name=name, **kwargs)
+        if dtype is not None:  # any real numeric input dtype: the layers cast to their own
+            try:
+                kind = np.dtype(getattr(dtype, "name", dtype)).kind
+            except TypeError:
+                kind = None
+            if kind not in ("f", "i", "u"):
+                raise ValueError(f"Argument `dtype` of InputLayer must be a real numeric dtype. "
+                                 f"Received: dtype={dtype}")
+            self.dtype = np.dtype(getattr(dtype, "name", dtype)).name
         if shape is not None and batch_shape is not None:
             raise ValueError("You cannot pass both `shape` and `batch_shape` at the same time.")
         if batch_shape is None:

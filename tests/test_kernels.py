@@ -374,6 +374,22 @@ def test_direct_rejects_bad_arrays(op):
             impl.fn(arrays[0], arrays[1], arrays[2][..., :-1], p)
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_direct_handles_empty_batch_and_channels(op):
+    """Zero-size Problems are valid: empty outputs, or only the bias when nothing is summed."""
+    p = next(q for q in CATALOGUE.values() if q.op == op)
+    impl = registry.get(op, "direct")
+    pooling = op in ("maxpool", "avgpool")
+    no_channels = dict(in_channels=0, groups=1, **({"out_channels": 0} if pooling else {}))
+    cases = [p.with_(batch=0), p.with_(**no_channels), p.with_(batch=9, **no_channels)]
+    for q in cases:
+        assert impl.check(q) == (True, ""), q.key()
+        arrays = make_arrays(q, 1)
+        y = impl.fn(*arrays, q)
+        assert y.shape == q.output_shape and y.dtype == np.dtype(q.dtype)
+        np.testing.assert_allclose(y, reference.run(op, q, *arrays), rtol=1e-6, err_msg=q.key())
+
+
 def test_direct_accepts_readonly_and_strided_inputs():
     p = CATALOGUE["conv_3x3_s1"]
     x, w, b = make_arrays(p, 5)

@@ -47,8 +47,8 @@ def _applies(p: Problem):
         return f"dtype must be one of {DTYPES}; got {p.dtype!r}"
     if p.rank != 0:
         return f"dense problems have rank 0; got rank={p.rank}"
-    if p.batch < 1 or p.in_channels < 1 or p.out_channels < 1:
-        return f"batch and features must be >= 1; got n={p.batch} c={p.in_channels}-{p.out_channels}"
+    if p.batch < 0 or p.in_channels < 0 or p.out_channels < 0:
+        return f"batch and features must be >= 0; got n={p.batch} c={p.in_channels}-{p.out_channels}"
     return True
 
 
@@ -60,6 +60,6 @@ def dense_direct(x, w, b, p: Problem) -> np.ndarray:
     b = check_array("b", b, p.bias_shape, p)
     out = np.empty(p.output_shape, x.dtype)
     # blocks of 256 features: a block's accumulator stays in L1; many rows need no split
-    fblk = p.out_channels if p.batch >= 8 else 256
+    fblk = max(1, p.out_channels) if p.batch >= 8 else 256
     _dense(x, w, b, out, fblk)
     return out

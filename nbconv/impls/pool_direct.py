@@ -163,7 +163,7 @@ def _pool(x, p: Problem, is_max: bool) -> np.ndarray:
         # few output cells (global pooling): split channels so both threads get work
         cells = p.batch * int(np.prod(p.out_spatial))
         c = p.in_channels
-        cblk = c if cells >= 16 else max(16, -(-c // 8))
+        cblk = max(1, c) if cells >= 16 else max(16, -(-c // 8))
         _pool_last(x5, out5, *k, *s, *d, *pads, is_max, cblk)
     else:
         _pool_first(x5, out5, *k, *s, *d, *pads, is_max)

@@ -29,8 +29,9 @@ def applies_common(p: Problem):
         return f"pads must be non-negative; got {p.pads}"
     if not p.valid():
         return f"output size must be >= 1 on every axis; got {p.out_spatial}"
-    if p.batch < 1 or p.in_channels < 1 or p.out_channels < 1:
-        return f"batch and channels must be >= 1; got n={p.batch} c={p.in_channels}-{p.out_channels}"
+    if p.batch < 0 or p.in_channels < 0 or p.out_channels < 0 or p.groups < 1:
+        return (f"batch and channels must be >= 0 and groups >= 1; got n={p.batch} "
+                f"c={p.in_channels}-{p.out_channels} g={p.groups}")
     return True
 
 

@@ -153,7 +153,6 @@ def _load_model(target: str):
 # -- subcommands ------------------------------------------------------------------------------
 def cmd_tune(a) -> int:
     from . import ops
-    from .spec import problem_from_key  # noqa: F401  (keeps spec import cheap)
     rows = []
     if a.model:
         if not a.input_shape:

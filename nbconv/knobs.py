@@ -21,8 +21,10 @@ Values are read when asked for (not at import), so a test may set one and call
 (cache) = `$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`.
 
 Modes: `measure` times every applicable candidate on the first call of a new shape (the
-winner is stored); `estimate` times nothing: a stored decision if valid, else the lowest
-`estimate(problem, config)` among impls registering one, else the highest priority; `off`
+winner is stored); `estimate` times nothing: a stored decision if valid, else stored timings
+of the shape covering every candidate (fastest median), else the lowest
+`estimate(problem, config)` among impls registering one, else the highest priority (the
+kernel authors' order: depthwise > 1x1 GEMM > Winograd > im2col > direct, NNPACK-like); `off`
 takes the highest-priority applicable candidate. `nbconv.ops.tuning(mode=..., force=...)` is
 the same as a context manager.
 """

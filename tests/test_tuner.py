@@ -384,3 +384,22 @@ def test_source_hash_covers_the_kernel_module_and_its_package_helpers(tmp_path, 
     assert build("b", "K = 3\n") != h1                    # a helper edit re-tunes its users
     assert build("c", "K = 2\n") == h1                    # the same sources, the same hash
     assert build("d", "K = 2\n", "from . import helper\n\ndef fn(x, p):\n    return x * helper.K * 1\n") != h1
+
+
+def test_estimate_uses_stored_timings_when_the_decision_is_stale(tmp_path):
+    db = str(tmp_path / "t.sqlite")
+
+    def build(hash_slow):
+        reg = Registry()
+        fake(reg, "fast", 0.0001)
+        fake(reg, "slow", 0.002, priority=9)
+        slow = reg.get("op", "slow")
+        reg._impls["op"]["slow"] = Impl(slow.op, slow.name, slow.fn, slow.applies, priority=9,
+                                         source_hash=hash_slow)
+        return reg
+    make_tuner(build("v1"), db=db).select("op", FakeProblem(), X)
+    t = make_tuner(build("v2"), db=db, settings=QUICK.with_(mode="estimate"))   # slow was edited
+    d = t.select("op", FakeProblem())
+    assert (d.impl.name, d.how, d.note, t.measured) == ("fast", "estimate", "stored timings", 0)
+    d_new = t.select("op", FakeProblem("fake/unseen"))
+    assert (d_new.impl.name, d_new.note) == ("slow", "no cost model: highest priority")

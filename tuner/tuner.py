@@ -7,8 +7,10 @@ Flow of `select(op, problem, arrays)`:
    highest-priority candidate.
 3. A stored decision for (key, fingerprint, op) whose candidate signature (every candidate's
    name, config and source hash) equals the current one -> it, unmeasured.
-4. Mode `estimate` -> the lowest `impl.estimate(problem, config)` among impls that give one
-   (ties: priority, then name); the highest-priority candidate when none does. Nothing is timed.
+4. Mode `estimate` (nothing is timed) -> if stored timings of this problem on this machine
+   cover every candidate (even stale ones), the fastest stored median; else the lowest
+   `impl.estimate(problem, config)` among impls that give one (ties: priority, then name);
+   else the highest-priority candidate.
 5. Mode `measure`: candidates with a valid stored row (same source hash, not skipped for
    lack of shape budget) are reused; the others are measured on the caller's arrays (or
    `make_args`): first call timed apart as compile time and verified against the reference;
@@ -258,6 +260,18 @@ class Tuner:
         return None
 
     def _estimate(self, op, problem, key, cands, note) -> Decision:
+        # 1. stored timings of this problem on this machine covering every candidate (stale
+        #    source hashes included: an edited kernel is still roughly as fast): fastest median
+        stored = self._db_do("measurements", key, self.fp, op, default={}) or {}
+        rows = [stored.get((impl.name, config_json(cfg))) for impl, cfg in cands]
+        if all(r is not None and r["status"] != SKIPPED for r in rows):
+            timed = [(median(json.loads(r["samples"])), -impl.priority, impl.name, idx)
+                     for idx, ((impl, cfg), r) in enumerate(zip(cands, rows))
+                     if r["status"] == OK and json.loads(r["samples"])]
+            if timed:
+                impl, cfg = cands[min(timed)[3]]
+                return Decision(op, key, impl, cfg, "estimate", note=note or "stored timings")
+        # 2. the impls' cost models; 3. priority
         scored = []
         for idx, (impl, cfg) in enumerate(cands):
             if impl.estimate is None:

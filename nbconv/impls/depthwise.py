@@ -42,14 +42,15 @@ def _dw_nhwc(x, w, b, y, sd, sh, sw, dd, dh, dw, pd, ph, pw):
         n = r // (od_ * oh_)
         od = (r // oh_) % od_
         oh = r % oh_
-        acc = np.empty((ow_, m_, c_), x.dtype)
-        for ow in range(ow_):
+        # One input channel: accumulate (M, OW) so the inner loop runs along the row.
+        c1 = c_ == 1 and m_ > 1
+        acc = np.empty((0 if c1 else ow_, m_, c_), x.dtype)
+        for ow in range(acc.shape[0]):
             for m in range(m_):
                 for c in range(c_):
                     acc[ow, m, c] = b[m, c]
-        # One input channel: accumulate (M, OW) so the inner loop runs along the row.
-        acc_t = np.empty((m_, ow_ if c_ == 1 and m_ > 1 else 0), x.dtype)
-        for m in range(m_ if c_ == 1 and m_ > 1 else 0):
+        acc_t = np.empty((m_, ow_ if c1 else 0), x.dtype)
+        for m in range(m_ if c1 else 0):
             for ow in range(ow_):
                 acc_t[m, ow] = b[m, 0]
         for a in range(kd_):
@@ -88,7 +89,7 @@ def _dw_nhwc(x, w, b, y, sd, sh, sw, dd, dh, dw, pd, ph, pw):
                             for m in range(m_):
                                 for c in range(c_):
                                     acc[ow, m, c] += x[n, i_d, i_h, i_w, c] * w[a, bb, cc, m, c]
-        if c_ == 1 and m_ > 1:
+        if c1:
             for ow in range(ow_):
                 for m in range(m_):
                     y[n, od, oh, ow, m, 0] = acc_t[m, ow]

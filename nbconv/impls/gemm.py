@@ -30,12 +30,22 @@ def _lower_nhwc_py(x, col, r0, r1, c0, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw
         for ow in range(ow_):
             cr = col[(r - r0) * ow_ + ow]
             k = 0
+            iw0 = ow * sw - pw
+            # all KW taps in bounds, undilated, one group: one contiguous run of KW*C values
+            run = dw == 1 and cg == c_ and iw0 >= 0 and iw0 + kw_ <= w_
             for a in range(kd_):
                 i_d = od * sd - pd + a * dd
                 for bb in range(kh_):
                     i_h = oh * sh - ph + bb * dh
+                    if run and 0 <= i_d < d_ and 0 <= i_h < h_:
+                        xs = x[n, i_d, i_h].reshape(w_ * c_)[iw0 * c_:(iw0 + kw_) * c_]
+                        cs = cr[k:k + kw_ * c_]
+                        for q in range(kw_ * c_):
+                            cs[q] = xs[q]
+                        k += kw_ * c_
+                        continue
                     for cc in range(kw_):
-                        i_w = ow * sw - pw + cc * dw
+                        i_w = iw0 + cc * dw
                         if 0 <= i_d < d_ and 0 <= i_h < h_ and 0 <= i_w < w_:
                             xr = x[n, i_d, i_h, i_w]
                             for c in range(cg):

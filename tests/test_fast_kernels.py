@@ -144,6 +144,10 @@ CATALOGUE = [
     conv2d((1, 4, 5, 6, 2), (2, 3, 2), 3, padding="same"),
     conv2d((1, 3, 5, 5, 5), (3, 3, 3), 3, layout="channels_first", groups=3, padding="same"),
     conv2d((1, 6, 6, 2), (3, 3), 3, padding="same", dtype="float64"),
+    # depthwise, multiplier 1, W stride 1: the flat-row path with 3+2 and 3+1 tap splits
+    conv2d((2, 9, 11, 4), (3, 5), 4, padding="same", groups=4, dilation=(2, 1), strides=(2, 1)),
+    conv2d((2, 12, 3), (4,), 3, padding="causal", groups=3, dilation=(2,)),
+    conv2d((1, 3, 4, 9, 2), (2, 2, 3), 2, padding="same", groups=2),
 ]
 
 

@@ -13,7 +13,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import check_array
+from .views import check_array, zero_pad5
 
 
 @njit(cache=True, inline="always")
@@ -144,6 +144,61 @@ def _dw_nchw(x, w, b, y, sd, sh, sw, dd, dh, dw, pd, ph, pw):
                     y[n, f, od, oh, ow] = acc[ow]
 
 
+@njit(cache=True, parallel=True, fastmath=True)
+def _dw_nhwc_flat(xp, wt, b, y, sd, sh, dd, dh, dw):
+    """Multiplier 1, W stride 1: an output row is one flat run of OW*C values.
+
+    xp (N,Dp,Hp,Wp,C) zero-padded; wt (KD,KH,KW,OW*C) weights tiled along the row;
+    y (N,OD,OH,OW,C). Up to three W taps per pass, so the accumulator is loaded and stored
+    once per three multiply-adds.
+    """
+    n_, dp_, hp_, wp_, c_ = xp.shape
+    kd_, kh_, kw_, run = wt.shape
+    _, od_, oh_, ow_, _ = y.shape
+    x4 = xp.reshape(n_, dp_, hp_, wp_ * c_)
+    y4 = y.reshape(n_, od_, oh_, ow_ * c_)
+    for r in prange(n_ * od_ * oh_):
+        n = r // (od_ * oh_)
+        od = (r // oh_) % od_
+        oh = r % oh_
+        acc = np.empty(run, y.dtype)
+        for i in range(ow_):
+            for c in range(c_):
+                acc[i * c_ + c] = b[c]
+        for a in range(kd_):
+            for bb in range(kh_):
+                xr = x4[n, od * sd + a * dd, oh * sh + bb * dh]
+                k = 0
+                while k < kw_:
+                    o0 = k * dw * c_
+                    w0 = wt[a, bb, k]
+                    x0 = xr[o0:o0 + run]
+                    if k + 3 <= kw_:
+                        o1 = o0 + dw * c_
+                        o2 = o1 + dw * c_
+                        x1 = xr[o1:o1 + run]
+                        x2 = xr[o2:o2 + run]
+                        w1 = wt[a, bb, k + 1]
+                        w2 = wt[a, bb, k + 2]
+                        for i in range(run):
+                            acc[i] += x0[i] * w0[i] + x1[i] * w1[i] + x2[i] * w2[i]
+                        k += 3
+                    elif k + 2 <= kw_:
+                        o1 = o0 + dw * c_
+                        x1 = xr[o1:o1 + run]
+                        w1 = wt[a, bb, k + 1]
+                        for i in range(run):
+                            acc[i] += x0[i] * w0[i] + x1[i] * w1[i]
+                        k += 2
+                    else:
+                        for i in range(run):
+                            acc[i] += x0[i] * w0[i]
+                        k += 1
+        yr = y4[n, od, oh]
+        for i in range(run):
+            yr[i] = acc[i]
+
+
 def _pad3(p: Problem, t, fill):
     return (fill,) * (3 - p.rank) + tuple(t)
 
@@ -156,8 +211,16 @@ def _applies(p: Problem):
     return True
 
 
-@register("conv", "depthwise_direct", applies=_applies, tolerance=1e-4, priority=40)
-def depthwise(x, w, b, p: Problem):
+def _flat_ok(p: Problem) -> bool:
+    return p.channels_last and p.out_channels == p.in_channels and p.strides[-1] == 1
+
+
+def _configs(p: Problem):
+    return [{"flat": False}, {"flat": True}] if _flat_ok(p) else [{"flat": False}]
+
+
+@register("conv", "depthwise_direct", applies=_applies, configs=_configs, tolerance=1e-4, priority=40)
+def depthwise(x, w, b, p: Problem, flat=False):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
@@ -169,6 +232,15 @@ def depthwise(x, w, b, p: Problem):
     lo = _pad3(p, [lo for lo, _ in p.pads], 0)
     o = _pad3(p, p.out_spatial, 1)
     sp = _pad3(p, p.spatial, 1)
+    if flat and _flat_ok(p):
+        # zero-padded copy: the flat row runs need no bounds tests
+        xp = zero_pad5(x.reshape(p.batch, *sp, c), p.with_(spatial=sp, kernel=k, strides=s,
+                                                           dilation=d, pads=_pad3(p, p.pads, (0, 0)),
+                                                           rank=3))
+        wt = np.ascontiguousarray(np.broadcast_to(w.reshape(*k, 1, c), (*k, o[2], c))).reshape(*k, -1)
+        y = np.empty(p.output_shape, p.dtype)
+        _dw_nhwc_flat(xp, wt, b, y.reshape(p.batch, *o, c), s[0], s[1], d[0], d[1], d[2])
+        return y
     if p.channels_last:
         # (*k, 1, C*M) with f = c*M + m -> (*k, M, C) so the inner loop runs over c.
         wt = np.ascontiguousarray(w.reshape(*k, c, m).transpose(0, 1, 2, 4, 3))

@@ -9,7 +9,7 @@ from . import (  # noqa: F401
     pool_fast,
     winograd,
 )
-from .dense_direct import dense_direct  # noqa: F401,E402  (direct loops: the fallbacks)
-from .direct import conv_direct  # noqa: F401,E402
-from .local_direct import local_direct  # noqa: F401,E402
-from .pool_direct import avgpool_direct, maxpool_direct  # noqa: F401,E402
+from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)
+from . import direct as direct  # noqa: E402
+from . import local_direct as local_direct  # noqa: E402
+from . import pool_direct as pool_direct  # noqa: E402

@@ -124,18 +124,28 @@ def _winograd_nhwc(x, u, b, y, bt, at, ph, pw, tb):
 
 @njit(cache=True)
 def _weights(w3, g, u):
-    """w3 (3, 3, CK); g (alpha, 3) float64; u (alpha^2, CK) out."""
+    """w3 (3, 3, CK); g (alpha, 3) float64; u (alpha^2, CK) out, in blocks of CK that stay in cache."""
     alpha = g.shape[0]
     ck = w3.shape[2]
-    t = np.empty((3, ck), np.float64)
-    for i in range(alpha):
-        for bb in range(3):
-            for q in range(ck):
-                t[bb, q] = g[i, 0] * w3[0, bb, q] + g[i, 1] * w3[1, bb, q] + g[i, 2] * w3[2, bb, q]
-        for j in range(alpha):
-            e = i * alpha + j
-            for q in range(ck):
-                u[e, q] = g[j, 0] * t[0, q] + g[j, 1] * t[1, q] + g[j, 2] * t[2, q]
+    blk = 1024
+    for qb in range((ck + blk - 1) // blk):
+        q0 = qb * blk
+        nq = min(blk, ck - q0)
+        t = np.empty((3, nq), np.float64)
+        for i in range(alpha):
+            for bb in range(3):
+                # slices indexed from 0: no negative-index fix-up, so the loop vectorises
+                w0 = w3[0, bb, q0:q0 + nq]
+                w1 = w3[1, bb, q0:q0 + nq]
+                w2 = w3[2, bb, q0:q0 + nq]
+                tr = t[bb]
+                for q in range(nq):
+                    tr[q] = g[i, 0] * w0[q] + g[i, 1] * w1[q] + g[i, 2] * w2[q]
+            for j in range(alpha):
+                ur = u[i * alpha + j, q0:q0 + nq]
+                t0, t1, t2 = t[0], t[1], t[2]
+                for q in range(nq):
+                    ur[q] = g[j, 0] * t0[q] + g[j, 1] * t1[q] + g[j, 2] * t2[q]
 
 
 def _applies(p: Problem, max_channels=None):

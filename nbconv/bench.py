@@ -5,11 +5,13 @@
 
 Per shape: nbconv is warmed up first (tuning and compile excluded), torch in both memory formats
 (NCHW and channels_last) likewise; then `--samples` rounds each time nbconv, torch NCHW and torch
-channels_last one after the other, each sample repeating the call until it lasts `--min-time`.
-The median sample counts; torch's better format counts. Both use `--threads` threads (Numba and
-BLAS through nbconv.threads, torch.set_num_threads). nbconv runs in `--layout` (Keras's default,
-channels_last); torch gets the input already padded when the padding is asymmetric (its conv2d
-pads symmetrically), which is in torch's favour. torch is imported lazily, here only.
+channels_last one after the other, each sample repeating the call until it lasts `--min-time`
+(wall clock; or, with `--clock cpu --threads 1`, the process's CPU time, which a busy shared
+machine does not inflate). The median sample counts; torch's better format counts. Both use
+`--threads` threads (Numba and BLAS through nbconv.threads, torch.set_num_threads). nbconv runs
+in `--layout` (Keras's default, channels_last); torch gets the input already padded when the
+padding is asymmetric (its conv2d pads symmetrically), which is in torch's favour. torch is
+imported lazily, here only.
 """
 from __future__ import annotations
 
@@ -48,14 +50,19 @@ def _quick_shapes(batch, layout, dtype):
     return out
 
 
+# perf_counter (wall) by default; process_time (CPU seconds of this process) with --clock cpu,
+# which with one thread is immune to time slices lost to other processes on a shared machine.
+_clock = time.perf_counter
+
+
 def _sample(fn, min_time):
     """Seconds per call: repeat until the sample lasts min_time (the first call is never timed here)."""
     reps, total = 0, 0.0
-    t0 = time.perf_counter()
+    t0 = _clock()
     while True:
         fn()
         reps += 1
-        total = time.perf_counter() - t0
+        total = _clock() - t0
         if total >= min_time:
             return total / reps
 
@@ -256,6 +263,8 @@ def _parse(argv):
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
     ap.add_argument("--layout", default="channels_last", choices=("channels_last", "channels_first"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: CPU time of the process (needs --threads 1); robust on a busy machine")
     ap.add_argument("--samples", type=int, default=7, help="interleaved samples per timing (median)")
     ap.add_argument("--min-time", type=float, default=0.02, help="seconds per sample")
     ap.add_argument("--flops-cap", type=float, default=2e8,
@@ -266,6 +275,8 @@ def _parse(argv):
     args = ap.parse_args(argv)
     if args.threads < 1:
         ap.error(f"--threads must be >= 1, got {args.threads}")
+    if args.clock == "cpu" and args.threads != 1:
+        ap.error("--clock cpu counts every thread's CPU time: use it with --threads 1")
     if args.samples < 1:
         ap.error(f"--samples must be >= 1, got {args.samples}")
     return args
@@ -283,7 +294,9 @@ def _shapes(args):
 
 
 def main(argv=None) -> int:
+    global _clock
     args = _parse(sys.argv[1:] if argv is None else argv)
+    _clock = time.process_time if args.clock == "cpu" else time.perf_counter
     threads.set_threads(args.threads)
     shapes = _shapes(args)
     if not shapes:

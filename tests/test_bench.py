@@ -53,6 +53,8 @@ def test_memory_table(capsys):
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         bench.main(["--threads", "0", "--quick"])
+    with pytest.raises(SystemExit):
+        bench.main(["--clock", "cpu", "--threads", "2", "--quick"])
     assert bench.main(["--quick", "--only", "nope"]) == 2
 
 

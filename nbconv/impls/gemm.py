@@ -5,6 +5,8 @@ never lowers all at once: `im2col_plan` gives the tiling and the peak extra memo
 done while lowering (out-of-bounds taps are written as zeros), so the input is never copied.
 BLAS is called from serial Numba code and uses all of its threads (nbconv.threads policy); the
 channels_last lowering runs on Numba's threads before each GEMM, never during one.
+Tolerance 1e-4 (float32). Measured max rel error vs the float64 reference: im2col 3.7e-7 and
+1x1 9e-8 over the property draws; 4.3e-7 at C=512 (3x3, inputs in [-1, 1]).
 """
 from __future__ import annotations
 

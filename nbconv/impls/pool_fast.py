@@ -6,6 +6,7 @@ output instead of kd * kh * kw: it wins on large windows. Each pass sees its dat
 pooled rows), so it vectorises. Pads are not values: max ignores them, average divides each pass
 by its in-bounds count (the product of the per-axis counts is the window's count). Max keeps
 NaN like NumPy. No BLAS: Numba's threads have the cores.
+Tolerances: max 1e-6 (exact in practice), average 1e-5 (measured 1.1e-7).
 """
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ tiles spread over Numba threads: each chunk transforms its input tiles, does the
 transformed-domain products as GEMMs (BLAS, one thread per Numba worker: nbconv.threads
 policy), and transforms back, so the chunk's data stays in cache. The weight transform is done
 in float64 once per call. channels_first input is transposed to NHWC and back.
+
+Accuracy (max rel error vs float64, inputs and weights uniform in [-1, 1]): F(2x2) 3.3e-7 on
+small C, 6.6e-7 at C=512; F(4x4) 3.6e-6 on small C, 1.5e-5 at C=512 (8x8 image), far inside the
+issue's 1e-3 bound, so F(4x4) is not restricted by channel count. Tolerances: F(2x2) 2e-4,
+F(4x4) 1e-3.
 """
 from __future__ import annotations
 

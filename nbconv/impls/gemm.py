@@ -25,6 +25,7 @@ def _lower_nhwc_py(x, col, r0, r1, c0, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw
                 od_, oh_, ow_):
     """Rows r0..r1 of (n, od, oh) into col ((r1-r0)*OW, K*Cg); zeros outside the input."""
     n_, d_, h_, w_, c_ = x.shape
+    x4 = x.reshape(n_, d_, h_, w_ * c_)
     for r in prange(r0, r1):
         n = r // (od_ * oh_)
         od = (r // oh_) % od_
@@ -40,7 +41,7 @@ def _lower_nhwc_py(x, col, r0, r1, c0, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw
                 for bb in range(kh_):
                     i_h = oh * sh - ph + bb * dh
                     if run and 0 <= i_d < d_ and 0 <= i_h < h_:
-                        xs = x[n, i_d, i_h].reshape(w_ * c_)[iw0 * c_:(iw0 + kw_) * c_]
+                        xs = x4[n, i_d, i_h, iw0 * c_:(iw0 + kw_) * c_]
                         cs = cr[k:k + kw_ * c_]
                         for q in range(kw_ * c_):
                             cs[q] = xs[q]

@@ -403,3 +403,23 @@ def test_estimate_uses_stored_timings_when_the_decision_is_stale(tmp_path):
     assert (d.impl.name, d.how, d.note, t.measured) == ("fast", "estimate", "stored timings", 0)
     d_new = t.select("op", FakeProblem("fake/unseen"))
     assert (d_new.impl.name, d_new.note) == ("slow", "no cost model: highest priority")
+
+
+def test_samples_are_taken_round_robin_across_candidates():
+    reg = Registry()
+    log = []
+
+    def make(name):
+        def fn(x, p):
+            log.append(name)
+            spin(0.0002)
+            return x * 2.0
+        register("op", name, registry=reg)(fn)
+    make("a")
+    make("b")
+    t = make_tuner(reg, settings=QUICK.with_(min_samples=4, max_samples=4))
+    t.select("op", FakeProblem(), X)
+    # each candidate: first call, warm-up, doubling, then its timed samples; after both are
+    # prepared the sampling alternates, so the log ends a..a b..b a..a b..b ...
+    runs = [k for i, k in enumerate(log) if i == 0 or log[i - 1] != k]
+    assert runs[:2] == ["a", "b"] and len(runs) >= 2 + 2 * 3

@@ -3,7 +3,7 @@
 Sizes are small (milliseconds per call) so the whole grid stays inside the suite's time budget;
 GFLOP/s is derived in the report module (Problem.flops() / seconds).
 """
-from .common import KERNELS, LAYOUTS, STRIDES, Timing, impl_names, prepare, problem, tiny
+from .common import KERNELS, LAYOUTS, STRIDES, Timing, applicable_names, grid, prepare, problem, tiny
 
 # rank -> (batch, spatial side, in channels, out channels); tiny sizes for the test run
 SIZES = {1: (4, 512, 32, 32), 2: (1, 32, 32, 32), 3: (1, 12, 8, 8)}
@@ -18,10 +18,14 @@ def conv_problem(rank, k, s, layout, depthwise=False):
                    groups=c_in if depthwise else 1)
 
 
+def conv_params(rank, depthwise=False):
+    names = applicable_names("conv", grid(lambda k, s, lay: conv_problem(rank, k, s, lay, depthwise)))
+    return [names, list(KERNELS), list(STRIDES), list(LAYOUTS)]
+
+
 class _ConvBench(Timing):
     rank = 2
     depthwise = False
-    params = [impl_names("conv"), list(KERNELS), list(STRIDES), list(LAYOUTS)]
     param_names = ["impl", "kernel", "stride", "layout"]
 
     def setup(self, impl, k, s, layout):
@@ -33,16 +37,20 @@ class _ConvBench(Timing):
 
 class Conv1D(_ConvBench):
     rank = 1
+    params = conv_params(1)
 
 
 class Conv2D(_ConvBench):
     rank = 2
+    params = conv_params(2)
 
 
 class Conv3D(_ConvBench):
     rank = 3
+    params = conv_params(3)
 
 
 class DepthwiseConv2D(_ConvBench):
     """Conv2D with groups == channels (Keras DepthwiseConv2D with depth_multiplier 1)."""
     rank, depthwise = 2, True
+    params = conv_params(2, depthwise=True)

@@ -1,7 +1,7 @@
 """Locally-connected kernels: every registered implementation x kernel size x stride x data format.
 
 Weights are per output position, (P, *k, C, F): sizes stay small to keep them in cache range."""
-from .common import KERNELS, LAYOUTS, STRIDES, Timing, impl_names, prepare, problem, tiny
+from .common import KERNELS, LAYOUTS, STRIDES, Timing, applicable_names, grid, prepare, problem, tiny
 
 SIZES = {1: (8, 256, 16, 16), 2: (2, 16, 8, 8)}               # batch, side, in, out channels
 TINY_SIZES = {1: (1, 12, 3, 2), 2: (1, 8, 2, 2)}
@@ -14,9 +14,13 @@ def local_problem(rank, k, s, layout):
                    padding="valid")
 
 
+def local_params(rank):
+    names = applicable_names("local", grid(lambda k, s, lay: local_problem(rank, k, s, lay)))
+    return [names, list(KERNELS), list(STRIDES), list(LAYOUTS)]
+
+
 class _LocalBench(Timing):
     rank = 2
-    params = [impl_names("local"), list(KERNELS), list(STRIDES), list(LAYOUTS)]
     param_names = ["impl", "kernel", "stride", "layout"]
 
     def setup(self, impl, k, s, layout):
@@ -28,7 +32,9 @@ class _LocalBench(Timing):
 
 class LocallyConnected1D(_LocalBench):
     rank = 1
+    params = local_params(1)
 
 
 class LocallyConnected2D(_LocalBench):
     rank = 2
+    params = local_params(2)

@@ -54,11 +54,16 @@ def tiny() -> bool:
     return knobs.bench_tiny()
 
 
-def impl_names(*ops) -> list[str]:
-    """Registered implementation names for these ops (a placeholder when none is registered yet,
-    so the suite still imports and every combination reports 'not applicable')."""
-    names = sorted({i.name for op in ops for i in registry.impls(op)})
-    return names or [NONE]
+def applicable_names(op, problems) -> list[str]:
+    """Registered impls of `op` that apply to at least one of `problems` (a placeholder when
+    none does): whole rows of 'n/a' would still cost asv a process per combination."""
+    names = [i.name for i in registry.impls(op) if any(i.check(p)[0] for p in problems)]
+    return sorted(names) or [NONE]
+
+
+def grid(make, kernels=KERNELS):
+    """Problems make(k, s, layout) over the suite's kernel x stride x layout grid."""
+    return [make(k, s, lay) for k in kernels for s in STRIDES for lay in LAYOUTS]
 
 
 def problem(op, rank, k, s, layout, *, batch, spatial, c_in, c_out, padding="same", groups=1):

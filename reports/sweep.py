@@ -176,7 +176,7 @@ def kernel_tasks(s: Settings, rows):
 
 
 def pool_tasks(s: Settings, rows):
-    n, side, c = (1, 8, 4) if s.tiny else (1, 56, 64) if s.quick else (4, 56, 64)
+    n, side, c = (1, 8, 4) if s.tiny else (2, 56, 64) if s.quick else (8, 56, 64)
     pools = (2, 3) if s.tiny else POOLS
     for op in ("maxpool", "avgpool"):
         for k in pools:

@@ -31,7 +31,12 @@ def parse(argv):
     ap.add_argument("--no-sweep", action="store_true",
                     help="measure nothing: report the tuning database's timings of the reference shapes "
                          "(and --asv-results)")
-    return ap.parse_args(argv)
+    a = ap.parse_args(argv)
+    if a.budget is not None and not a.budget > 0:
+        ap.error(f"--budget must be > 0 seconds. Received: --budget {a.budget}")
+    if a.batch is not None and a.batch < 1:
+        ap.error(f"--batch must be >= 1. Received: --batch {a.batch}")
+    return a
 
 
 def summary_tables(df, decisions, anchors):
@@ -121,11 +126,15 @@ def main(argv=None) -> int:
     notes = []
     if not s.torch:
         notes.append("PyTorch not measured (not installed, or --no-torch).")
+    asv_df, asv_info = None, None
+    if a.asv_results:                              # before measuring anything: fail fast
+        try:
+            asv_df, asv_info = asv_results.load(a.asv_results)
+        except FileNotFoundError as e:
+            print(f"nbconv report: {e}", file=sys.stderr)
+            return 2
     anchors = anchors_mod.measure_anchors(quick=a.quick or a.tiny)
     rows, decisions = sweep.run_sweep(s, progress=not a.no_progress)
-    asv_df, asv_info = None, None
-    if a.asv_results:
-        asv_df, asv_info = asv_results.load(a.asv_results)
     # a peak is what the machine can do: keep the better of a measurement before and after
     again = anchors_mod.measure_anchors(quick=a.quick or a.tiny, fresh=True)
     anchors.update({k: max(anchors[k], again[k]) for k in ("sgemm_gflops", "copy_gbps")})

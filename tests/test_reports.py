@@ -159,3 +159,12 @@ def test_report_decision_rule_without_tuner_records():
     assert abs(d["margin"] - 1.0) < 1e-9
     close = [rows[0], make_row("reference", "s", p, "b", {}, [1.02, 0.95, 1.1], source="report")]
     assert decide_from_rows(close)["tie"] is True
+
+
+def test_bad_arguments_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--budget", "0", "--out", str(tmp_path)])
+    assert "--budget must be > 0" in capsys.readouterr().err
+    missing = str(tmp_path / "nowhere")
+    assert cli.main(["--asv-results", missing, "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "benchmarks.json" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Argument checks, 5-D views and zero padding shared by the direct kernels (no numba here).
+"""Argument checks, 5-D views and zero padding for the kernels' Python wrappers (no numba here).
 
 Ranks 1-3 are seen as 5-D arrays, (N, D, H, W, C) for channels_last and (N, C, D, H, W) for
 channels_first, with size-1 leading spatial axes: one Numba compile per (layout, dtype) serves

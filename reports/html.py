@@ -22,7 +22,9 @@ CAPTIONS = {
                          "tuned layer path (what a layer call gets), and PyTorch's conv2d in both memory "
                          "formats when torch is installed."),
     "peak_fraction": ("Fraction of the machine's peak",
-                      "GFLOP/s as % of the numpy sgemm peak measured in this run."),
+                      "GFLOP/s as % of the numpy sgemm peak measured in this run (the better of a "
+                      "measurement before and after the sweep). Above 100 %: the peak measurement "
+                      "met a busier machine than that shape's timing did."),
     "kernel_sweep": ("Kernel size × stride × data format",
                      "Every conv implementation (its first configuration) at a small size."),
     "pool_sweep": ("Pooling",

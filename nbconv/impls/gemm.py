@@ -18,6 +18,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from . import parallel  # noqa: F401  (sets the OpenMP wait policy first)
 from .views import check_array
 
 

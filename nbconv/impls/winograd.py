@@ -20,6 +20,7 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
+from . import parallel  # noqa: F401  (sets the OpenMP wait policy first)
 from .views import check_array
 
 # Transform matrices (NOTES.md; Lavin & Gray 2016).

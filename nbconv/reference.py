@@ -102,7 +102,8 @@ def rel_error(y, ref) -> float:
     if ref.size == 0:
         return 0.0
     finite = np.isfinite(ref)
-    if not np.array_equal(finite, np.isfinite(y)) or not np.array_equal(ref[~finite], y[~finite], equal_nan=True):
+    same_cells = np.array_equal(finite, np.isfinite(y))
+    if not same_cells or not np.array_equal(ref[~finite], y[~finite], equal_nan=True):
         return float("inf")
     if not finite.any():
         return 0.0

@@ -89,7 +89,8 @@ class Problem:
                 raise ValueError(f"Problem: `{name}` must have {r} entries. Received: {name}={v}")
             object.__setattr__(self, name, v)
         out = []
-        for length, k, s, d, (lo, hi) in zip(self.spatial, self.kernel, self.strides, self.dilation, self.pads):
+        axes = zip(self.spatial, self.kernel, self.strides, self.dilation, self.pads)
+        for length, k, s, d, (lo, hi) in axes:
             out.append((length + lo + hi - effective_kernel(k, d)) // s + 1)
         object.__setattr__(self, "out_spatial", tuple(out))
 

@@ -610,3 +610,16 @@ def test_zero_channels(layer, shape, out):
     assert y.shape == out
     if y.size:
         np.testing.assert_array_equal(y, 1.0)  # nothing to sum: only the bias
+
+
+@pytest.mark.parametrize("impl", ["winograd_f2x2_3x3", "winograd_f4x4_3x3"])
+def test_nan_lands_like_the_reference_when_winograd_is_chosen(impl):
+    x = rand(2, 9, 9, 3)
+    x[1, 4, 4, 2] = np.nan
+    conv = L.Conv2D(4, 3, padding="same")
+    with ops.tuning(force=impl):
+        assert ops.chosen("conv", conv._problem(x.shape))[0].mixes_tiles
+        y = conv(x)
+    ref = conv_ref(conv, x)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    assert np.isnan(y).sum() == 9 * 4  # the 3x3 windows that read the NaN, every filter

@@ -206,3 +206,8 @@ def winograd_f2x2(x, w, b, p: Problem, tiles=64):
           priority=25)
 def winograd_f4x4(x, w, b, p: Problem, tiles=64):
     return _run(x, w, b, p, _F4, tiles)
+
+
+# Input tiles are combined before the products: one NaN/Inf spreads over its whole output tile,
+# so the layers redo such a non-finite result with `direct` (nbconv.layers.conv.run_conv).
+winograd_f2x2.mixes_tiles = winograd_f4x4.mixes_tiles = True

@@ -23,13 +23,9 @@ def conv_output_length(length, k, s, d, padding):
 def mixes_tiles(fn) -> bool:
     """Whether a conv kernel combines a tile of inputs before multiplying (Winograd, FFT).
 
-    Such kernels spread one NaN/Inf over a tile; an impl may say so with a `mixes_tiles` attribute.
+    Such kernels spread one NaN/Inf over a tile; they say so with a `mixes_tiles` attribute.
     """
-    flag = getattr(fn, "mixes_tiles", None)
-    if flag is not None:
-        return bool(flag)
-    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}".lower()
-    return "winograd" in name or "fft" in name
+    return bool(getattr(fn, "mixes_tiles", False))
 
 
 def run_conv(mixes_cache, key, x, w, b, p):

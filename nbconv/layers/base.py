@@ -189,6 +189,11 @@ class Layer:
                 return w
         return None
 
+    def _bias_or_zeros(self, n):
+        """The `bias` weight, or zeros of length n: kernels always take a bias array."""
+        bias = self._weight("bias")
+        return bias if bias is not None else np.zeros(n, self._np_dtype)
+
     def _add_weight(self, name, shape, initializer):
         init = initializers.get(initializer)
         value = np.array(init(tuple(shape), self.dtype), dtype=self._np_dtype, order="C")

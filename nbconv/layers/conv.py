@@ -129,9 +129,7 @@ class BaseConv(Layer):
 
     def _weights_changed(self):
         self._kernel = self._weight("kernel")
-        bias = self._weight("bias")
-        # kernels always take a bias array: zeros when the layer has none
-        self._bias = bias if bias is not None else np.zeros(self.filters, self._np_dtype)
+        self._bias = self._bias_or_zeros(self.filters)
         self._problems.clear()
 
     @property

@@ -126,8 +126,7 @@ class BaseDepthwiseConv(_ConvLike):
         c, m = kernel.shape[-2:]
         # grouped conv with groups == C: output channel c*M + m
         self._kernel = np.ascontiguousarray(kernel.reshape(*self.kernel_size, 1, c * m))
-        bias = self._weight("bias")
-        self._bias = bias if bias is not None else np.zeros(c * m, self._np_dtype)
+        self._bias = self._bias_or_zeros(c * m)
         self._problems.clear()
 
     def call(self, x):
@@ -217,8 +216,7 @@ class BaseSeparableConv(_ConvLike):
         self._dw = np.ascontiguousarray(dw.reshape(*self.kernel_size, 1, c * m))
         self._dw_bias = np.zeros(c * m, self._np_dtype)  # the depthwise step has no bias
         self._pw = self._weight("pointwise_kernel")
-        bias = self._weight("bias")
-        self._bias = bias if bias is not None else np.zeros(self.filters, self._np_dtype)
+        self._bias = self._bias_or_zeros(self.filters)
         self._problems.clear()
 
     def call(self, x):
@@ -334,8 +332,7 @@ class BaseConvTranspose(_ConvLike):
         axes = tuple(range(self.rank))
         # (*k, F, C) -> flipped (*k, C, F): the cross-correlation that equals the transposed conv
         self._kernel = np.ascontiguousarray(np.swapaxes(np.flip(kernel, axes), -1, -2))
-        bias = self._weight("bias")
-        self._bias = bias if bias is not None else np.zeros(self.filters, self._np_dtype)
+        self._bias = self._bias_or_zeros(self.filters)
         self._problems.clear()
 
     def _plan(self, shape):

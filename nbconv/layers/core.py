@@ -60,8 +60,7 @@ class Dense(Layer):
 
     def _weights_changed(self):
         self._kernel = self._weight("kernel")
-        bias = self._weight("bias")
-        self._bias = bias if bias is not None else np.zeros(self.units, self._np_dtype)
+        self._bias = self._bias_or_zeros(self.units)
         self._problems.clear()
 
     @property

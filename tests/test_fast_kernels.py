@@ -13,7 +13,8 @@ from nbconv.shapes import load_shapes
 from nbconv.spec import Problem, make_problem
 from tuner.registry import registry
 
-FAST_CONV = ("im2col_gemm", "gemm_1x1", "winograd_f2x2_3x3", "winograd_f4x4_3x3", "depthwise_direct")
+FAST_CONV = ("im2col_gemm", "gemm_1x1", "winograd_f2x2_3x3", "winograd_f4x4_3x3", "depthwise_direct",
+             "tiled_direct", "depthwise_tiled")
 
 
 def rand(shape, dtype="float32", seed=0):
@@ -135,6 +136,9 @@ def test_gemm_1x1_does_not_apply_to_padded_or_grouped():
 
 CATALOGUE = [
     conv2d((2, 9, 8, 6), (3, 3), 4, padding="same"),
+    # whole vectors of output channels: the register-tiled kernels, dense and depthwise
+    conv2d((2, 9, 11, 3), (7, 7), 64, strides=(2, 2), padding="same"),
+    conv2d((1, 5, 13, 32), (3, 3), 32, padding="same", groups=32, strides=(1, 2)),
     conv2d((1, 6, 9, 8), (3, 3), 5, layout="channels_first", padding="valid"),
     conv2d((2, 9, 8, 6), (1, 1), 4, strides=(2, 2)),
     conv2d((1, 9, 8, 6), (3, 2), 6, strides=(2, 1), dilation=(1, 2), padding="same", groups=3),

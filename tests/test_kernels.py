@@ -249,6 +249,9 @@ CATALOGUE = {
     "conv_dw3x3_s2": conv2d(16, 16, 9, 3, s=2, groups=16),
     "conv_dw3x3_s1_nchw": conv2d(8, 8, 7, 3, groups=8, layout="channels_first"),
     "conv_5x5": conv2d(4, 8, 9, 5),
+    # channel counts that fill whole vectors: the register-tiled kernels apply
+    "conv_3x3_s2_f16": conv2d(3, 16, 9, 3, s=2),
+    "conv_dw3x3_c16": conv2d(16, 16, 7, 3, groups=16),
     "conv_7x7_s2": conv2d(3, 8, 13, 7, s=2),
     "conv_grouped": conv2d(8, 8, 6, 3, groups=2),
     "conv1d_k3": nd("conv", 1, 4, 6, (12,), 3, 1, "same"),

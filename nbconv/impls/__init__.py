@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     gemm,
     local_gemm,
     pool_fast,
+    tiled,
     winograd,
 )
 from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)

@@ -1,9 +1,9 @@
 """Thread policy: Numba threads and BLAS threads never oversubscribe the cores.
 
 Rules the kernels follow:
-- a kernel that calls BLAS from serial (prange-free) Numba code lets BLAS use all threads;
-- a Numba-parallel kernel that calls BLAS inside `prange` runs under `blas_single()`, so
-  each Numba worker's BLAS call stays on its own core;
+- every kernel that calls BLAS runs it under `blas_single()`, split over Numba's threads
+  where it is large (`impls.gemm.par_dot`): BLAS's own pool never wakes, because its
+  workers busy-wait for ~0.1 s after a call and slowed whatever ran next 9-60x (measured);
 - Numba-parallel kernels without BLAS need nothing: BLAS is idle while they run.
 `counts()` is what the tuner puts in its fingerprint.
 """

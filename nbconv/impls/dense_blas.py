@@ -1,11 +1,15 @@
-"""Dense layer as one BLAS GEMM (numpy's matmul, all BLAS threads), bias added in place."""
+"""Dense layer as one GEMM split by rows over Numba's threads (single-threaded BLAS each, so
+BLAS's own pool never wakes: see gemm.py), bias added in place."""
 from __future__ import annotations
 
 import numpy as np
 
 from tuner.registry import register
 
+from .. import threads
 from ..spec import Problem
+from .gemm import par_dot
+from .parallel import numba_threads
 from .views import check_array
 
 
@@ -21,6 +25,7 @@ def dense_blas(x, w, b, p: Problem):
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
     y = np.empty(p.output_shape, p.dtype)
-    np.matmul(x, w, out=y)
+    with threads.blas_single():
+        par_dot(x, w, y, numba_threads())
     y += b
     return y

@@ -3,8 +3,10 @@
 The im2col workspace is tiled over output rows (n, od, oh) under a byte cap, so a large image
 never lowers all at once: `im2col_plan` gives the tiling and the peak extra memory. Padding is
 done while lowering (out-of-bounds taps are written as zeros), so the input is never copied.
-BLAS is called from serial Numba code and uses all of its threads (nbconv.threads policy); the
-channels_last lowering runs on Numba's threads before each GEMM, never during one.
+Every GEMM is split by rows over Numba's threads, each calling single-threaded BLAS
+(`par_dot`, run under `threads.blas_single()`): BLAS's own pool never wakes. Its workers
+busy-wait after a call (~0.1 s, OpenBLAS's default): measured, the next Numba kernel or torch
+call in that window ran 9-60x slower, which skewed the tuner's and the benchmark's timings.
 Tolerance 1e-4 (float32). Measured max rel error vs the float64 reference: im2col 3.7e-7 and
 1x1 9e-8 over the property draws; 4.3e-7 at C=512 (3x3, inputs in [-1, 1]).
 """
@@ -17,9 +19,26 @@ from numba import njit, prange
 
 from tuner.registry import register
 
+from .. import threads
 from ..spec import Problem
-from . import parallel  # noqa: F401  (sets the OpenMP wait policy first)
+from .parallel import numba_threads
 from .views import check_array
+
+
+@njit(cache=True, parallel=True)
+def par_dot(a, b, out, nthreads):
+    """out = a @ b with a's rows split into up to `nthreads` parts (2-D C-contiguous arrays).
+
+    The thread count comes from the caller: numba.get_num_threads() in compiled code would
+    make every caller uncacheable (a dynamic global)."""
+    m = a.shape[0]
+    parts = max(1, min(nthreads, m // 16))
+    step = -(-m // parts)
+    for t in prange(parts):
+        r0 = t * step
+        r1 = min(m, r0 + step)
+        if r0 < r1:
+            np.dot(a[r0:r1], b, out[r0:r1])
 
 
 def _lower_nhwc_py(x, col, r0, r1, c0, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
@@ -68,10 +87,10 @@ _PAR_MIN_ELEMS = 1 << 16
 
 @njit(cache=True)
 def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
-                 od_, oh_, ow_, tile_rows):
+                 od_, oh_, ow_, tile_rows, nthreads):
     """x (N,D,H,W,C); wg (G, K*Cg, Fg); y2 (N*OD*OH*OW, F). Returns the number of tiles.
 
-    The lowering runs on Numba's threads, then the GEMM on BLAS's: never both at once.
+    The lowering and then the GEMM (par_dot) run on Numba's threads.
     """
     n_, d_, h_, w_, c_ = x.shape
     g_, kc, fg = wg.shape
@@ -93,10 +112,10 @@ def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw
                                 pd, ph, pw, od_, oh_, ow_)
             if g_ == 1:
                 out = y2[p0:p0 + pix]
-                np.dot(col[:pix], wg[0], out)
+                par_dot(col[:pix], wg[0], out, nthreads)
             else:
                 out = tmp[:pix]
-                np.dot(col[:pix], wg[g], out)
+                par_dot(col[:pix], wg[g], out, nthreads)
                 for i in range(pix):
                     for f in range(fg):
                         y2[p0 + i, g * fg + f] = out[i, f]
@@ -109,7 +128,7 @@ def _im2col_nhwc(x, wg, b, y2, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw
 
 @njit(cache=True)
 def _im2col_nchw(x, wt, b, y3, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw,
-                 od_, oh_, ow_, tile_rows):
+                 od_, oh_, ow_, tile_rows, nthreads):
     """x (N,C,D,H,W); wt (G, Fg, Cg*K) with (c, kd, kh, kw) order; y3 (N, F, OD*OH*OW)."""
     n_, c_, d_, h_, w_ = x.shape
     g_, fg, kc = wt.shape
@@ -150,7 +169,7 @@ def _im2col_nchw(x, wt, b, y3, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, pd, ph, pw
                 else:
                     cv = np.ascontiguousarray(col[:, :pix])
                     out = np.empty((fg, pix), x.dtype)
-                np.dot(wt[g], cv, out)
+                par_dot(wt[g], cv, out, nthreads)
                 p0 = r0 * ow_
                 for f in range(fg):
                     bf = b[g * fg + f]
@@ -226,15 +245,17 @@ def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
         x5 = x.reshape(p.batch, *_as5(p, p.spatial), p.in_channels)
         # (*k, Cg, G, Fg) -> (G, K*Cg, Fg): row order (kd, kh, kw, c) matches the lowering.
         wg = np.ascontiguousarray(np.moveaxis(w.reshape(-1, cg, g, fg), 2, 0).reshape(g, -1, fg))
-        tiles = _im2col_nhwc(x5, wg, b, y.reshape(-1, p.out_channels), *k, *s, *d, *lo, *o,
-                             plan["tile_rows"])
+        with threads.blas_single():
+            tiles = _im2col_nhwc(x5, wg, b, y.reshape(-1, p.out_channels), *k, *s, *d, *lo, *o,
+                                 plan["tile_rows"], numba_threads())
     else:
         x5 = x.reshape(p.batch, p.in_channels, *_as5(p, p.spatial))
         # (K, Cg, G, Fg) -> (G, Fg, Cg, K): row order (c, kd, kh, kw).
         w4 = w.reshape(-1, cg, g, fg)
         wt = np.ascontiguousarray(np.transpose(w4, (2, 3, 1, 0)).reshape(g, fg, -1))
-        tiles = _im2col_nchw(x5, wt, b, y.reshape(p.batch, p.out_channels, -1), *k, *s, *d, *lo,
-                             *o, plan["tile_rows"])
+        with threads.blas_single():
+            tiles = _im2col_nchw(x5, wt, b, y.reshape(p.batch, p.out_channels, -1), *k, *s, *d, *lo,
+                                 *o, plan["tile_rows"], numba_threads())
     last_run.clear()
     last_run.update(plan, tiles_run=int(tiles), key=p.key())
     return y
@@ -266,13 +287,18 @@ def gemm_1x1(x, w, b, p: Problem):
         if any(s != 1 for s in p.strides) or xs.shape != x.shape:
             xs = np.ascontiguousarray(xs)
         y2 = y.reshape(-1, p.out_channels)
-        np.matmul(xs.reshape(-1, p.in_channels), w2, out=y2)
+        with threads.blas_single():
+            par_dot(xs.reshape(-1, p.in_channels), w2, y2, numba_threads())
         y2 += b
     else:
         xs = x[(slice(None), slice(None)) + sub]
         if xs.shape != x.shape:
             xs = np.ascontiguousarray(xs)
         y3 = y.reshape(p.batch, p.out_channels, -1)
-        np.matmul(np.ascontiguousarray(w2.T), xs.reshape(p.batch, p.in_channels, -1), out=y3)
+        wt = np.ascontiguousarray(w2.T)
+        x3 = xs.reshape(p.batch, p.in_channels, -1)
+        with threads.blas_single():
+            for n in range(p.batch):
+                par_dot(wt, x3[n], y3[n], numba_threads())
         y3 += b.reshape(1, -1, 1)
     return y

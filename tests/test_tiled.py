@@ -35,7 +35,9 @@ def tiled_problems(draw):
     padding = draw(st.sampled_from(["valid", "same"] + (["causal"] if rank == 1 else [])))
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
     lo = 1 if padding != "valid" else 0
-    spatial = tuple(max(lo, e if padding == "valid" else 1) + draw(st.integers(0, 12 if i == rank - 1 else 4))
+    # the last axis reaches past 2 x 16 columns: whole tiles with every tap inside (the table
+    # walk) beside edge tiles (the tested rows)
+    spatial = tuple(max(lo, e if padding == "valid" else 1) + draw(st.integers(0, 40 if i == rank - 1 else 4))
                     for i, e in enumerate(eff))
     f = lane * draw(st.sampled_from([1, 2, 3, 4]))
     c = f if depthwise else draw(st.integers(1, 5))
@@ -62,6 +64,25 @@ def test_tiled_kernels_match_reference(p, seed):
         assert y.shape == p.output_shape and y.dtype == np.dtype(p.dtype)
         err = reference.rel_error(y, ref)
         assert err <= tol, f"{name} {cfg} {p.key()}: {err}"
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 3)])
+def test_every_config_on_interior_and_edge_tiles(depthwise, dtype, strides):
+    lane = simd.lanes(np.dtype(dtype).itemsize)
+    for f in (lane, 2 * lane, 3 * lane, 4 * lane):
+        c = f if depthwise else 3
+        spatial, kernel = (7, 70), (3, 4)
+        pads = padding_pairs("same", spatial, kernel, strides, (1, 2))
+        p = Problem(op="conv", rank=2, batch=2, in_channels=c, out_channels=f, spatial=spatial, kernel=kernel,
+                    strides=strides, dilation=(1, 2), pads=pads, groups=c if depthwise else 1, dtype=dtype)
+        impl = registry.get("conv", "depthwise_tiled" if depthwise else "tiled_direct")
+        x, w, b = (rand(s, dtype, i) for i, s in enumerate((p.input_shape, p.weight_shape, p.bias_shape)))
+        ref = reference.conv(x, w, b, p)
+        for cfg in impl.configs_for(p):
+            err = reference.rel_error(impl.fn(x, w, b, p, **cfg), ref)
+            assert err <= (1e-4 if dtype == "float32" else 1e-10), (cfg, p.key(), err)
 
 
 def _p(c, f, groups=1, layout="channels_last", dtype="float32"):

@@ -105,12 +105,14 @@ def tile_fill(typingctx, tile, wb, fb, src, off):
 def _update(bcast):
     """tile[i, :] += X_i * w.flat[woff:woff + fb] for rows lo <= i < hi, where X_i is the scalar
     x.flat[xoff + i*xstep] broadcast (bcast: an outer-product step of a convolution) or the
-    vector x.flat[xoff + i*xstep:+fb] (elementwise: a depthwise step)."""
+    vector x.flat[xoff + i*xstep:+fb] (elementwise: a depthwise step). With lo=0 and hi=wb as
+    literals (a full tile) no row is tested."""
     def typer(typingctx, tile, wb, fb, x, xoff, xstep, w, woff, lo, hi):
         sizes = _sizes(wb, fb, x.dtype)
         if sizes is None or w.dtype != x.dtype:
             return None
         WB, FB = sizes
+        full = _lit(lo) == 0 and _lit(hi) == WB
 
         def codegen(context, builder, sig, args):
             t, _, _, xa, xo, xs, wa, wo, lo_, hi_ = args
@@ -123,7 +125,7 @@ def _update(bcast):
             for i in range(WB):
                 ci = lo_.type(i)
                 inside = builder.and_(builder.icmp_signed("<=", lo_, ci), builder.icmp_signed(">", hi_, ci))
-                with builder.if_then(inside, likely=True):
+                with (_always() if full else builder.if_then(inside, likely=True)):
                     base = builder.add(xo, builder.mul(xs, xs.type(i)))
                     if bcast:
                         xb = _splat(builder, builder.load(builder.gep(xp, [base])), vty)
@@ -136,6 +138,15 @@ def _update(bcast):
             return context.get_dummy_value()
         return types.void(tile, wb, fb, x, xoff, xstep, w, woff, lo, hi), codegen
     return typer
+
+
+class _always:
+    """Stands in for builder.if_then when no test is needed."""
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 tile_fma_bcast = intrinsic(_update(True))

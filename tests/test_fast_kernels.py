@@ -249,3 +249,13 @@ def test_wrong_dtype_and_shape_are_named():
         gemm.im2col_gemm(x, w[:2], b, p)
     with pytest.raises(ValueError, match="tiles"):
         winograd.winograd_f2x2(x, w, b, p, tiles=0)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 300, 7), (5, 1024, 33), (40, 700, 9), (200, 64, 16), (3, 5, 4)])
+def test_par_dot_row_and_inner_splits(m, k, n):
+    """Both ways par_dot splits a GEMM over threads (rows; inner dimension for few rows)."""
+    a, b = rand((m, k), "float64", 1), rand((k, n), "float64", 2)
+    out = np.empty((m, n))
+    for nthreads in (1, 2, 3):
+        gemm.par_dot(a, b, out, nthreads)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)

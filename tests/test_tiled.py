@@ -80,7 +80,9 @@ def test_every_config_on_interior_and_edge_tiles(depthwise, dtype, strides):
         impl = registry.get("conv", "depthwise_tiled" if depthwise else "tiled_direct")
         x, w, b = (rand(s, dtype, i) for i, s in enumerate((p.input_shape, p.weight_shape, p.bias_shape)))
         ref = reference.conv(x, w, b, p)
-        for cfg in impl.configs_for(p):
+        cfgs = impl.configs_for(p)
+        # streaming stores are offered for large outputs only; run them here on a small one
+        for cfg in cfgs + [dict(cfg, stream=True) for cfg in cfgs]:
             err = reference.rel_error(impl.fn(x, w, b, p, **cfg), ref)
             assert err <= (1e-4 if dtype == "float32" else 1e-10), (cfg, p.key(), err)
 
@@ -89,6 +91,16 @@ def _p(c, f, groups=1, layout="channels_last", dtype="float32"):
     return Problem(op="conv", rank=2, batch=1, in_channels=c, out_channels=f, spatial=(6, 6), kernel=(3, 3),
                    strides=(1, 1), dilation=(1, 1), pads=((1, 1), (1, 1)), groups=groups, layout=layout,
                    dtype=dtype)
+
+
+def test_streaming_variant_offered_for_large_outputs_only():
+    lane = simd.lanes(4)
+    impl = registry.get("conv", "tiled_direct")
+    small = _p(3, lane)
+    big = small.with_(spatial=(400, 400))
+    assert not any(c.get("stream") for c in impl.configs_for(small))
+    cfgs = impl.configs_for(big)
+    assert [c for c in cfgs if c.get("stream")] == [dict(cfgs[0], stream=True)]
 
 
 def test_applies_only_to_whole_vectors_and_says_why():
@@ -114,6 +126,8 @@ def test_bad_tile_is_a_clear_error():
         tiled.tiled_direct(x, w, b, p, wb=4, fb=4 * lane)      # does not divide the channels
     with pytest.raises(ValueError, match="`wb`"):
         tiled.tiled_direct(x, w, b, p, wb=0, fb=lane)
+    with pytest.raises(TypeError, match="`stream`"):
+        tiled.tiled_direct(x, w, b, p, stream=1)
     with pytest.raises(TypeError, match="`x`"):
         tiled.tiled_direct(x.astype(np.float64), w, b, p)
 

@@ -154,15 +154,20 @@ tile_fma_elem = intrinsic(_update(False))
 
 
 @intrinsic
-def tile_store(typingctx, tile, wb, fb, y, yoff, ystep, rows):
-    """y.flat[yoff + i*ystep:+fb] = tile[i, :] for rows i < rows."""
+def tile_store(typingctx, tile, wb, fb, y, yoff, ystep, rows, stream):
+    """y.flat[yoff + i*ystep:+fb] = tile[i, :] for rows i < rows.
+
+    stream (a literal 0 or 1): non-temporal stores, which skip reading the output's lines into
+    the cache first; every address must then be a multiple of VECTOR_BYTES (the caller's
+    promise: an aligned output and a row length in whole vectors)."""
     sizes = _sizes(wb, fb, y.dtype)
-    if sizes is None:
+    if sizes is None or _lit(stream) not in (0, 1):
         return None
     WB, FB = sizes
+    nt = _lit(stream) == 1
 
     def codegen(context, builder, sig, args):
-        t, _, _, ya, yo, ys, nr = args
+        t, _, _, ya, yo, ys, nr, _ = args
         vty = _vec(context, y.dtype)
         L = vty.count
         yp = _data(context, builder, y, ya)
@@ -171,6 +176,9 @@ def tile_store(typingctx, tile, wb, fb, y, yoff, ystep, rows):
                 base = builder.add(yo, builder.mul(ys, ys.type(i)))
                 for v in range(FB // L):
                     val = builder.load(_tile_ptr(builder, t, i, FB, v, vty), align=1)
-                    builder.store(val, _vptr(builder, yp, builder.add(base, base.type(v * L)), vty), align=1)
+                    ptr = _vptr(builder, yp, builder.add(base, base.type(v * L)), vty)
+                    st = builder.store(val, ptr, align=VECTOR_BYTES if nt else 1)
+                    if nt:
+                        st.set_metadata("nontemporal", builder.module.add_metadata([ir.IntType(32)(1)]))
         return context.get_dummy_value()
-    return types.void(tile, wb, fb, y, yoff, ystep, rows), codegen
+    return types.void(tile, wb, fb, y, yoff, ystep, rows, stream), codegen

@@ -93,6 +93,22 @@ def _p(c, f, groups=1, layout="channels_last", dtype="float32"):
                    dtype=dtype)
 
 
+@pytest.mark.parametrize("kw", [1, 2, 3, 4, 5, 7])
+def test_depthwise_row_runs(kw):
+    """Stride 1, dilation 1 along W: whole tiles take a kernel row's taps in runs of 3, 2, 1."""
+    lane = simd.lanes(4)
+    for c in (lane, 3 * lane):
+        spatial, kernel = (5, 45), (2, kw)
+        pads = padding_pairs("same", spatial, kernel, (1, 1), (1, 1))
+        p = Problem(op="conv", rank=2, batch=2, in_channels=c, out_channels=c, spatial=spatial, kernel=kernel,
+                    strides=(1, 1), dilation=(1, 1), pads=pads, groups=c)
+        impl = registry.get("conv", "depthwise_tiled")
+        x, w, b = (rand(s, "float32", i) for i, s in enumerate((p.input_shape, p.weight_shape, p.bias_shape)))
+        ref = reference.conv(x, w, b, p)
+        for cfg in impl.configs_for(p):
+            assert reference.rel_error(impl.fn(x, w, b, p, **cfg), ref) <= 1e-4, (cfg, p.key())
+
+
 def test_streaming_variant_offered_for_large_outputs_only():
     lane = simd.lanes(4)
     impl = registry.get("conv", "tiled_direct")

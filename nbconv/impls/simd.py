@@ -154,6 +154,42 @@ tile_fma_elem = intrinsic(_update(False))
 
 
 @intrinsic
+def tile_fma_run(typingctx, tile, wb, fb, taps, x, xoff, xstep, w, woff, wstep):
+    """Depthwise taps along a row at stride 1: tile[i, :] += sum over j < taps of
+    x.flat[xoff + (i + j)*xstep:+fb] * w.flat[woff + j*wstep:+fb], for every row i. Each
+    input vector is loaded once for all the (row, tap) pairs that share it: wb + taps - 1
+    loads instead of wb * taps."""
+    sizes = _sizes(wb, fb, x.dtype)
+    T = _lit(taps)
+    if sizes is None or T is None or T < 1 or w.dtype != x.dtype:
+        return None
+    WB, FB = sizes
+
+    def codegen(context, builder, sig, args):
+        t, _, _, _, xa, xo, xs, wa, wo, ws = args
+        vty = _vec(context, x.dtype)
+        L = vty.count
+        xp = _data(context, builder, x, xa)
+        wp = _data(context, builder, w, wa)
+        for v in range(FB // L):
+            wv = [builder.load(_vptr(builder, wp, builder.add(builder.add(wo, builder.mul(ws, ws.type(j))),
+                                                               wo.type(v * L)), vty), align=1)
+                  for j in range(T)]
+            acc = [builder.load(_tile_ptr(builder, t, i, FB, v, vty), align=1) for i in range(WB)]
+            for col in range(WB + T - 1):
+                off = builder.add(builder.add(xo, builder.mul(xs, xs.type(col))), xo.type(v * L))
+                xv = builder.load(_vptr(builder, xp, off, vty), align=1)
+                for j in range(T):
+                    i = col - j
+                    if 0 <= i < WB:
+                        acc[i] = _fma(builder, xv, wv[j], acc[i])
+            for i in range(WB):
+                builder.store(acc[i], _tile_ptr(builder, t, i, FB, v, vty), align=1)
+        return context.get_dummy_value()
+    return types.void(tile, wb, fb, taps, x, xoff, xstep, w, woff, wstep), codegen
+
+
+@intrinsic
 def tile_store(typingctx, tile, wb, fb, y, yoff, ystep, rows, stream):
     """y.flat[yoff + i*ystep:+fb] = tile[i, :] for rows i < rows.
 

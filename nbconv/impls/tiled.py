@@ -20,7 +20,16 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .simd import VECTOR_BYTES, lanes, tile_fill, tile_fma_bcast, tile_fma_elem, tile_new, tile_store
+from .simd import (
+    VECTOR_BYTES,
+    lanes,
+    tile_fill,
+    tile_fma_bcast,
+    tile_fma_elem,
+    tile_fma_run,
+    tile_new,
+    tile_store,
+)
 from .views import applies_common, check_array, three
 
 
@@ -75,6 +84,23 @@ def _kernel(wb, fb, depthwise, stream):
                 step = sw * c_
                 for f0 in range(0, f_, fb):
                     tile_fill(acc, wb, fb, b, f0)
+                    if depthwise and sw == 1 and dw == 1:
+                        # a kernel row's taps share input vectors: up to 3 taps a pass
+                        for q in range(0, nq, kw_):
+                            cc = 0
+                            while cc < kw_:
+                                xq, wq = base + xoffs[q + cc] + f0, (q + cc) * f_ + f0
+                                if kw_ - cc >= 3:
+                                    tile_fma_run(acc, wb, fb, 3, x1, xq, c_, w1, wq, f_)
+                                    cc += 3
+                                elif kw_ - cc == 2:
+                                    tile_fma_run(acc, wb, fb, 2, x1, xq, c_, w1, wq, f_)
+                                    cc += 2
+                                else:
+                                    tile_fma_run(acc, wb, fb, 1, x1, xq, c_, w1, wq, f_)
+                                    cc += 1
+                        tile_store(acc, wb, fb, y1, yo + f0, f_, wb, stream)
+                        continue
                     for q in range(nq):
                         if depthwise:
                             tile_fma_elem(acc, wb, fb, x1, base + xoffs[q] + f0, step, w1, q * f_ + f0, 0, wb)

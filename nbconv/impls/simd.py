@@ -11,6 +11,9 @@ callers guarantee the offsets.
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
@@ -20,6 +23,11 @@ from numba.extending import intrinsic
 # 64-byte vectors where the CPU has AVX-512 (measured 10-40 % faster than 32-byte ones on the
 # reference shapes), 32 bytes otherwise (LLVM splits them further where needed).
 VECTOR_BYTES = 64 if llvm.get_host_cpu_features().get("avx512f", False) else 32
+
+
+# Numba's cache keys a kernel on its own module's source, not on these intrinsics: kernels
+# that use them close over this hash, so an edit here recompiles them.
+SOURCE_HASH = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
 
 
 def lanes(itemsize: int) -> int:
@@ -48,6 +56,11 @@ def _data(context, builder, aryty, ary):
 
 def _vptr(builder, base, off, vty):
     return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
+
+
+def _vload(builder, base, off, k, vty):
+    """The vector at element offset off + k (k a Python int) of base."""
+    return builder.load(_vptr(builder, base, builder.add(off, off.type(k)), vty), align=1)
 
 
 def _tile_ptr(builder, tile, i, fb, v, vty):
@@ -93,8 +106,7 @@ def tile_fill(typingctx, tile, wb, fb, src, off):
         t, _, _, s, o = args
         vty = _vec(context, src.dtype)
         sp = _data(context, builder, src, s)
-        vals = [builder.load(_vptr(builder, sp, builder.add(o, o.type(v * vty.count)), vty), align=1)
-                for v in range(FB // vty.count)]
+        vals = [_vload(builder, sp, o, v * vty.count, vty) for v in range(FB // vty.count)]
         for i in range(WB):
             for v, val in enumerate(vals):
                 builder.store(val, _tile_ptr(builder, t, i, FB, v, vty), align=1)
@@ -120,8 +132,7 @@ def _update(bcast):
             L = vty.count
             xp = _data(context, builder, x, xa)
             wp = _data(context, builder, w, wa)
-            wv = [builder.load(_vptr(builder, wp, builder.add(wo, wo.type(v * L)), vty), align=1)
-                  for v in range(FB // L)]
+            wv = [_vload(builder, wp, wo, v * L, vty) for v in range(FB // L)]
             for i in range(WB):
                 ci = lo_.type(i)
                 inside = builder.and_(builder.icmp_signed("<=", lo_, ci), builder.icmp_signed(">", hi_, ci))
@@ -131,8 +142,7 @@ def _update(bcast):
                         xb = _splat(builder, builder.load(builder.gep(xp, [base])), vty)
                     for v in range(FB // L):
                         if not bcast:
-                            xb = builder.load(_vptr(builder, xp, builder.add(base, base.type(v * L)), vty),
-                                              align=1)
+                            xb = _vload(builder, xp, base, v * L, vty)
                         ap = _tile_ptr(builder, t, i, FB, v, vty)
                         builder.store(_fma(builder, xb, wv[v], builder.load(ap, align=1)), ap, align=1)
             return context.get_dummy_value()
@@ -172,13 +182,11 @@ def tile_fma_run(typingctx, tile, wb, fb, taps, x, xoff, xstep, w, woff, wstep):
         xp = _data(context, builder, x, xa)
         wp = _data(context, builder, w, wa)
         for v in range(FB // L):
-            wv = [builder.load(_vptr(builder, wp, builder.add(builder.add(wo, builder.mul(ws, ws.type(j))),
-                                                               wo.type(v * L)), vty), align=1)
+            wv = [_vload(builder, wp, builder.add(wo, builder.mul(ws, ws.type(j))), v * L, vty)
                   for j in range(T)]
             acc = [builder.load(_tile_ptr(builder, t, i, FB, v, vty), align=1) for i in range(WB)]
             for col in range(WB + T - 1):
-                off = builder.add(builder.add(xo, builder.mul(xs, xs.type(col))), xo.type(v * L))
-                xv = builder.load(_vptr(builder, xp, off, vty), align=1)
+                xv = _vload(builder, xp, builder.add(xo, builder.mul(xs, xs.type(col))), v * L, vty)
                 for j in range(T):
                     i = col - j
                     if 0 <= i < WB:

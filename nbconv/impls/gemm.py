@@ -3,8 +3,9 @@
 The im2col workspace is tiled over output rows (n, od, oh) under a byte cap, so a large image
 never lowers all at once: `im2col_plan` gives the tiling and the peak extra memory. Padding is
 done while lowering (out-of-bounds taps are written as zeros), so the input is never copied.
-Every GEMM is split by rows over Numba's threads, each calling single-threaded BLAS
-(`par_dot`, run under `threads.blas_single()`): BLAS's own pool never wakes. Its workers
+Every GEMM is split over Numba's threads (by rows, or by the inner dimension when it has few
+rows), each calling single-threaded BLAS (`par_dot`, run under `threads.blas_single()`):
+BLAS's own pool never wakes. Its workers
 busy-wait after a call (~0.1 s, OpenBLAS's default): measured, the next Numba kernel or torch
 call in that window ran 9-60x slower, which skewed the tuner's and the benchmark's timings.
 Tolerance 1e-4 (float32). Measured max rel error vs the float64 reference: im2col 3.7e-7 and

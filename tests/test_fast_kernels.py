@@ -14,7 +14,7 @@ from nbconv.spec import Problem, make_problem
 from tuner.registry import registry
 
 FAST_CONV = ("im2col_gemm", "gemm_1x1", "winograd_f2x2_3x3", "winograd_f4x4_3x3", "depthwise_direct",
-             "tiled_direct", "depthwise_tiled")
+             "tiled_direct", "depthwise_tiled", "winograd_f4x4_tiled")
 
 
 def rand(shape, dtype="float32", seed=0):
@@ -139,6 +139,7 @@ CATALOGUE = [
     # whole vectors of output channels: the register-tiled kernels, dense and depthwise
     conv2d((2, 9, 11, 3), (7, 7), 64, strides=(2, 2), padding="same"),
     conv2d((1, 5, 13, 32), (3, 3), 32, padding="same", groups=32, strides=(1, 2)),
+    conv2d((2, 10, 7, 5), (3, 3), 32, padding="same"),          # Winograd on register tiles
     conv2d((1, 6, 9, 8), (3, 3), 5, layout="channels_first", padding="valid"),
     conv2d((2, 9, 8, 6), (1, 1), 4, strides=(2, 2)),
     conv2d((1, 9, 8, 6), (3, 2), 6, strides=(2, 1), dilation=(1, 2), padding="same", groups=3),

@@ -81,8 +81,10 @@ def test_every_config_on_interior_and_edge_tiles(depthwise, dtype, strides):
         x, w, b = (rand(s, dtype, i) for i, s in enumerate((p.input_shape, p.weight_shape, p.bias_shape)))
         ref = reference.conv(x, w, b, p)
         cfgs = impl.configs_for(p)
-        # streaming stores are offered for large outputs only; run them here on a small one
-        for cfg in cfgs + [dict(cfg, stream=True) for cfg in cfgs]:
+        # streaming stores and the channel-outer order are offered for large outputs or
+        # weights only; run them here on a small problem
+        for cfg in (cfgs + [dict(cfg, stream=True) for cfg in cfgs]
+                    + [dict(cfg, channel_outer=True) for cfg in cfgs]):
             err = reference.rel_error(impl.fn(x, w, b, p, **cfg), ref)
             assert err <= (1e-4 if dtype == "float32" else 1e-10), (cfg, p.key(), err)
 
@@ -119,6 +121,19 @@ def test_streaming_variant_offered_for_large_outputs_only():
     assert [c for c in cfgs if c.get("stream")] == [dict(cfgs[0], stream=True)]
 
 
+def test_channel_outer_variant_offered_for_large_dense_weights_only():
+    lane = simd.lanes(4)
+    dense, dw = registry.get("conv", "tiled_direct"), registry.get("conv", "depthwise_tiled")
+    small = _p(16, 4 * lane).with_(spatial=(7, 7))
+    big = small.with_(in_channels=160, out_channels=20 * lane)          # 9*160*320*4 = 1.8 MB
+    assert not any(c.get("channel_outer") for c in dense.configs_for(small))
+    cfgs = dense.configs_for(big)
+    # the variant takes the 7x7 map's row-wide tile
+    assert [c for c in cfgs if c.get("channel_outer")] == [{"wb": 7, "fb": 4 * lane, "channel_outer": True}]
+    wide = _p(lane * 64, lane * 64, groups=lane * 64).with_(spatial=(7, 7))
+    assert not any(c.get("channel_outer") for c in dw.configs_for(wide))
+
+
 def test_applies_only_to_whole_vectors_and_says_why():
     dense, dw = registry.get("conv", "tiled_direct"), registry.get("conv", "depthwise_tiled")
     lane = simd.lanes(4)
@@ -142,8 +157,12 @@ def test_bad_tile_is_a_clear_error():
         tiled.tiled_direct(x, w, b, p, wb=4, fb=4 * lane)      # does not divide the channels
     with pytest.raises(ValueError, match="`wb`"):
         tiled.tiled_direct(x, w, b, p, wb=0, fb=lane)
+    with pytest.raises(ValueError, match="`wb`"):
+        tiled.tiled_direct(x, w, b, p, wb=0)          # not replaced by the default tile
     with pytest.raises(TypeError, match="`stream`"):
         tiled.tiled_direct(x, w, b, p, stream=1)
+    with pytest.raises(TypeError, match="`channel_outer`"):
+        tiled.tiled_direct(x, w, b, p, channel_outer="yes")
     with pytest.raises(TypeError, match="`x`"):
         tiled.tiled_direct(x.astype(np.float64), w, b, p)
 

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     pool_fast,
     tiled,
     winograd,
+    winograd_tiled,
 )
 from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)
 from . import direct as direct  # noqa: E402

@@ -134,6 +134,19 @@ def test_channel_outer_variant_offered_for_large_dense_weights_only():
     assert not any(c.get("channel_outer") for c in dw.configs_for(wide))
 
 
+def test_row_dividing_tile_offered_for_one_or_two_vector_blocks():
+    lane = simd.lanes(4)
+    impl = registry.get("conv", "tiled_direct")
+    # conv5x5_28: 2-vector blocks, 8-column tiles leave a partial one; 14 columns divide 28
+    p = _p(16, 2 * lane).with_(spatial=(28, 28), kernel=(5, 5), pads=((2, 2), (2, 2)))
+    assert {"wb": 14, "fb": 2 * lane} in impl.configs_for(p)
+    # 4-vector blocks (24 of the registers already) get no wider tile
+    wide = p.with_(out_channels=4 * lane)
+    assert all(c["wb"] <= 8 for c in impl.configs_for(wide))
+    # a row the first tile divides gets none either
+    assert all(c["wb"] <= 16 for c in impl.configs_for(p.with_(spatial=(32, 32))))
+
+
 def test_applies_only_to_whole_vectors_and_says_why():
     dense, dw = registry.get("conv", "tiled_direct"), registry.get("conv", "depthwise_tiled")
     lane = simd.lanes(4)

@@ -9,7 +9,8 @@ The same algorithm as `winograd.winograd_f4x4` (tolerance 1e-3), organised for s
   output channels) in e-major order, so each thread's share of U stays in its L2;
 - tiles go in chunks of `tiles` (sized so a chunk's V and M take about 4 MiB), each in three
   parallel phases (transform, products, inverse transform), so V and M stay in cache.
-Output channels must be a whole number of vectors. Measured max rel error as winograd F(4x4).
+Output channels must be a whole number of vectors. Measured max rel error vs float64, inputs
+and weights in [-1, 1]: 2.0e-6 (C=3) to 1.3e-5 (C=512, 8x8 image), as the generic F(4x4).
 """
 from __future__ import annotations
 

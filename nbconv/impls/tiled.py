@@ -92,67 +92,65 @@ def _kernel(wb, fb, depthwise, stream, channel_outer, simd_source=SOURCE_HASH):
             acc = tile_new(wb, fb, y1)
             yo = (((n * od_ + od) * oh_ + oh) * ow_ + ow0) * f_
             i_d0, i_h0, i_w0 = od * sd - pd, oh * sh - ph, ow0 * sw - pw
+            f0 = fi * fb
+            tile_fill(acc, wb, fb, b, f0)
             if (nrow == wb and i_d0 >= 0 and i_d0 + (kd_ - 1) * dd < d_ and i_h0 >= 0
                     and i_h0 + (kh_ - 1) * dh < h_ and i_w0 >= 0
                     and i_w0 + (wb - 1) * sw + (kw_ - 1) * dw < w_):
                 base = (((n * d_ + i_d0) * h_ + i_h0) * w_ + i_w0) * c_
                 step = sw * c_
-                for f0 in range(fi * fb, fi * fb + fb, fb):
-                    tile_fill(acc, wb, fb, b, f0)
-                    if depthwise and sw == 1 and dw == 1:
-                        # a kernel row's taps share input vectors: up to 3 taps a pass
-                        for q in range(0, nq, kw_):
-                            cc = 0
-                            while cc < kw_:
-                                xq, wq = base + xoffs[q + cc] + f0, (q + cc) * f_ + f0
-                                if kw_ - cc >= 3:
-                                    tile_fma_run(acc, wb, fb, 3, x1, xq, c_, w1, wq, f_)
-                                    cc += 3
-                                elif kw_ - cc == 2:
-                                    tile_fma_run(acc, wb, fb, 2, x1, xq, c_, w1, wq, f_)
-                                    cc += 2
-                                else:
-                                    tile_fma_run(acc, wb, fb, 1, x1, xq, c_, w1, wq, f_)
-                                    cc += 1
-                        tile_store(acc, wb, fb, y1, yo + f0, f_, wb, stream)
-                        continue
-                    for q in range(nq):
-                        if depthwise:
-                            tile_fma_elem(acc, wb, fb, x1, base + xoffs[q] + f0, step, w1, q * f_ + f0, 0, wb)
-                        else:
-                            tile_fma_bcast(acc, wb, fb, x1, base + xoffs[q], step, w1, q * f_ + f0, 0, wb)
-                    tile_store(acc, wb, fb, y1, yo + f0, f_, wb, stream)
-                continue
-            for f0 in range(fi * fb, fi * fb + fb, fb):
-                tile_fill(acc, wb, fb, b, f0)
-                for a in range(kd_):
-                    i_d = od * sd - pd + a * dd
-                    if i_d < 0 or i_d >= d_:
-                        continue
-                    for bb in range(kh_):
-                        i_h = oh * sh - ph + bb * dh
-                        if i_h < 0 or i_h >= h_:
-                            continue
-                        row = ((n * d_ + i_d) * h_ + i_h) * w_
-                        for cc in range(kw_):
-                            off = cc * dw - pw
-                            lo, hi = _rows(w_, ow0, nrow, sw, off)
-                            if lo >= hi:
-                                continue
-                            xo = (row + ow0 * sw + off) * c_
-                            wo = ((a * kh_ + bb) * kw_ + cc) * cg * f_ + f0
-                            # literal bounds for a full tile: the row tests compile away
-                            if depthwise and lo == 0 and hi == wb:
-                                tile_fma_elem(acc, wb, fb, x1, xo + f0, sw * c_, w1, wo, 0, wb)
-                            elif depthwise:
-                                tile_fma_elem(acc, wb, fb, x1, xo + f0, sw * c_, w1, wo, lo, hi)
-                            elif lo == 0 and hi == wb:
-                                for c in range(cg):
-                                    tile_fma_bcast(acc, wb, fb, x1, xo + c, sw * c_, w1, wo + c * f_, 0, wb)
+                if depthwise and sw == 1 and dw == 1:
+                    # a kernel row's taps share input vectors: up to 3 taps a pass
+                    for q in range(0, nq, kw_):
+                        cc = 0
+                        while cc < kw_:
+                            xq, wq = base + xoffs[q + cc] + f0, (q + cc) * f_ + f0
+                            if kw_ - cc >= 3:
+                                tile_fma_run(acc, wb, fb, 3, x1, xq, c_, w1, wq, f_)
+                                cc += 3
+                            elif kw_ - cc == 2:
+                                tile_fma_run(acc, wb, fb, 2, x1, xq, c_, w1, wq, f_)
+                                cc += 2
                             else:
-                                for c in range(cg):
-                                    tile_fma_bcast(acc, wb, fb, x1, xo + c, sw * c_, w1, wo + c * f_, lo, hi)
-                tile_store(acc, wb, fb, y1, yo + f0, f_, nrow, stream)
+                                tile_fma_run(acc, wb, fb, 1, x1, xq, c_, w1, wq, f_)
+                                cc += 1
+                    tile_store(acc, wb, fb, y1, yo + f0, f_, wb, stream)
+                    continue
+                for q in range(nq):
+                    if depthwise:
+                        tile_fma_elem(acc, wb, fb, x1, base + xoffs[q] + f0, step, w1, q * f_ + f0, 0, wb)
+                    else:
+                        tile_fma_bcast(acc, wb, fb, x1, base + xoffs[q], step, w1, q * f_ + f0, 0, wb)
+                tile_store(acc, wb, fb, y1, yo + f0, f_, wb, stream)
+                continue
+            for a in range(kd_):
+                i_d = od * sd - pd + a * dd
+                if i_d < 0 or i_d >= d_:
+                    continue
+                for bb in range(kh_):
+                    i_h = oh * sh - ph + bb * dh
+                    if i_h < 0 or i_h >= h_:
+                        continue
+                    row = ((n * d_ + i_d) * h_ + i_h) * w_
+                    for cc in range(kw_):
+                        off = cc * dw - pw
+                        lo, hi = _rows(w_, ow0, nrow, sw, off)
+                        if lo >= hi:
+                            continue
+                        xo = (row + ow0 * sw + off) * c_
+                        wo = ((a * kh_ + bb) * kw_ + cc) * cg * f_ + f0
+                        # literal bounds for a full tile: the row tests compile away
+                        if depthwise and lo == 0 and hi == wb:
+                            tile_fma_elem(acc, wb, fb, x1, xo + f0, sw * c_, w1, wo, 0, wb)
+                        elif depthwise:
+                            tile_fma_elem(acc, wb, fb, x1, xo + f0, sw * c_, w1, wo, lo, hi)
+                        elif lo == 0 and hi == wb:
+                            for c in range(cg):
+                                tile_fma_bcast(acc, wb, fb, x1, xo + c, sw * c_, w1, wo + c * f_, 0, wb)
+                        else:
+                            for c in range(cg):
+                                tile_fma_bcast(acc, wb, fb, x1, xo + c, sw * c_, w1, wo + c * f_, lo, hi)
+            tile_store(acc, wb, fb, y1, yo + f0, f_, nrow, stream)
     return kernel
 
 
@@ -173,8 +171,8 @@ CHANNEL_OUTER_MIN_BYTES = 1 << 20
 
 
 def _configs_for(channels, p: Problem, shapes, dense=False):
-    lane = lanes(np.dtype(p.dtype).itemsize)
     itemsize = np.dtype(p.dtype).itemsize
+    lane = lanes(itemsize)
     out = [{"wb": wb, "fb": nv * lane} for nv, wb in shapes if channels % (nv * lane) == 0][:2]
     if not out:
         return out

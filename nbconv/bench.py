@@ -122,7 +122,7 @@ def bench_reference(shapes, args, out=None):
     """Rows of {name, batch, impl, nbconv, torch, fmt, ratio, err} (GFLOP/s) and the geomean."""
     out = out or sys.stdout
     rows = []
-    print(f"{'shape':18s} {'N':>2s} {'nbconv impl':34s} {'nbconv':>8s} {'torch':>8s} {'fmt':>13s} "
+    print(f"{'shape':18s} {'N':>2s} {'nbconv impl':50s} {'nbconv':>8s} {'torch':>8s} {'fmt':>13s} "
           f"{'ratio':>6s} {'err':>8s}", file=out, flush=True)
     for name, p in shapes:
         x, w, b = ops.make_args("conv", p, seed=0)
@@ -147,7 +147,7 @@ def bench_reference(shapes, args, out=None):
         row = dict(name=name, batch=p.batch, impl=impl, nbconv=gf["nbconv"], torch=gf[fmt],
                    fmt=fmt, torch_nchw=gf["nchw"], torch_cl=gf["channels_last"], ratio=ratio, err=err)
         rows.append(row)
-        print(f"{name:18s} {p.batch:2d} {impl[:34]:34s} {gf['nbconv']:8.1f} {gf[fmt]:8.1f} {fmt:>13s} "
+        print(f"{name:18s} {p.batch:2d} {impl:50s} {gf['nbconv']:8.1f} {gf[fmt]:8.1f} {fmt:>13s} "
               f"{ratio:6.2f} {err:8.1e}", file=out, flush=True)
     gm = geomean([r["ratio"] for r in rows])
     print(f"geometric mean of ratios (nbconv / best torch) over {len(rows)} rows: {gm:.3f}",
@@ -189,7 +189,7 @@ def bench_impls(shapes, args, out=None):
             label = impl.name + ("" if not cfg else str(cfg))
             rows.append(dict(name=name, batch=p.batch, impl=impl.name, config=cfg, gflops=gf,
                              peak_pct=100 * gf / peak))
-            print(f"{name:18s} {p.batch:2d} {label[:44]:44s} {gf:8.1f} GFLOP/s {100 * gf / peak:6.1f} %",
+            print(f"{name:18s} {p.batch:2d} {label:60s} {gf:8.1f} GFLOP/s {100 * gf / peak:6.1f} %",
                   file=out, flush=True)
     _targets(rows, shapes, peak, out)
     return rows, peak
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
                 t = _median(lambda: ops.conv(x, w, b, p), args.samples, args.min_time)
                 gf = p.flops() / t / 1e9
                 rows.append(dict(name=name, batch=p.batch, impl=ops.decision("conv", p).name, nbconv=gf))
-                print(f"{name:18s} {p.batch:2d} {rows[-1]['impl'][:34]:34s} {gf:8.1f} GFLOP/s", flush=True)
+                print(f"{name:18s} {p.batch:2d} {rows[-1]['impl']:50s} {gf:8.1f} GFLOP/s", flush=True)
     if args.csv and rows:
         with open(args.csv, "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -3,8 +3,9 @@
 The registry-wide property test draws at most 8 channels, below one vector, so these kernels
 get their own draws: channel counts that fill whole vectors (16 float32 or 8 float64 lanes on
 AVX-512, half that without), ranks 1-3, every padding, strides, dilations, odd and even kernels,
-batch > 1, tile edges at every column offset. Tolerance: the impl's registered 1e-4 (float32),
-1e-10 (float64); the measured errors are near 1e-7 / 1e-16.
+batch > 1, tile edges at every column offset, both layouts (channels_first through copies).
+Tolerance: the impl's registered 1e-4 (float32), 1e-10 (float64); the measured errors are near
+1e-7 / 1e-16.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from nbconv import reference
 from nbconv.impls import simd, tiled
 from nbconv.spec import Problem, padding_pairs
 from tuner.registry import registry
+
+# channels_first runs the same kernels between two copies (nbconv/impls/layout.py)
+LAYOUTS = ["channels_last", "channels_last", "channels_first"]
 
 
 def rand(shape, dtype, seed):
@@ -44,7 +48,7 @@ def tiled_problems(draw):
     return Problem(op="conv", rank=rank, batch=draw(st.integers(1, 2)), in_channels=c, out_channels=f,
                    spatial=spatial, kernel=kernel, strides=strides, dilation=dilation,
                    pads=padding_pairs(padding, spatial, kernel, strides, dilation),
-                   groups=c if depthwise else 1, dtype=dtype)
+                   groups=c if depthwise else 1, dtype=dtype, layout=draw(st.sampled_from(LAYOUTS)))
 
 
 @given(p=tiled_problems(), seed=st.integers(0, 2**32 - 1))
@@ -87,6 +91,24 @@ def test_every_config_on_interior_and_edge_tiles(depthwise, dtype, strides):
                     + [dict(cfg, channel_outer=True) for cfg in cfgs]):
             err = reference.rel_error(impl.fn(x, w, b, p, **cfg), ref)
             assert err <= (1e-4 if dtype == "float32" else 1e-10), (cfg, p.key(), err)
+
+
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_channels_first_ranks_1_to_3(depthwise):
+    lane = simd.lanes(4)
+    impl = registry.get("conv", "depthwise_tiled" if depthwise else "tiled_direct")
+    for spatial, kernel in (((37,), (3,)), ((6, 21), (2, 3)), ((3, 4, 19), (2, 1, 3))):
+        c, f = (2 * lane, 2 * lane) if depthwise else (3, 2 * lane)
+        pads = padding_pairs("same", spatial, kernel, (1,) * len(spatial), (1,) * len(spatial))
+        p = Problem(op="conv", rank=len(spatial), batch=2, in_channels=c, out_channels=f, spatial=spatial,
+                    kernel=kernel, strides=(1,) * len(spatial), dilation=(1,) * len(spatial), pads=pads,
+                    groups=c if depthwise else 1, layout="channels_first")
+        x, w, b = (rand(s, "float32", i) for i, s in enumerate((p.input_shape, p.weight_shape, p.bias_shape)))
+        ref = reference.conv(x, w, b, p)
+        for cfg in impl.configs_for(p)[:1] + [dict(impl.configs_for(p)[0], stream=True)]:
+            y = impl.fn(x, w, b, p, **cfg)
+            assert y.shape == p.output_shape and y.flags.c_contiguous
+            assert reference.rel_error(y, ref) <= 1e-4, (cfg, p.key())
 
 
 def _p(c, f, groups=1, layout="channels_last", dtype="float32"):
@@ -151,8 +173,8 @@ def test_applies_only_to_whole_vectors_and_says_why():
     dense, dw = registry.get("conv", "tiled_direct"), registry.get("conv", "depthwise_tiled")
     lane = simd.lanes(4)
     assert dense.check(_p(3, lane))[0] and dw.check(_p(lane, lane, groups=lane))[0]
+    assert dense.check(_p(3, lane, layout="channels_first"))[0]
     for impl, p, words in ((dense, _p(3, lane + 1), "multiple of"),
-                           (dense, _p(3, lane, layout="channels_first"), "channels_last"),
                            (dense, _p(4, 2 * lane, groups=2), "groups must be 1"),
                            (dw, _p(lane, 2 * lane, groups=lane), "multiplier 1"),
                            (dw, _p(2 * lane, 2 * lane, groups=lane), "must be equal")):

@@ -1,4 +1,4 @@
-"""Register-tiled direct convolution, channels_last, ranks 1-3: dense (groups=1) and depthwise.
+"""Register-tiled direct convolution, ranks 1-3: dense (groups=1) and depthwise.
 
 A Numba worker owns `wb` output columns of one output row and keeps a (wb, fb) accumulator tile
 in vector registers (`simd`) over every tap and input channel, so the only memory traffic per
@@ -8,8 +8,9 @@ input are skipped per row of the tile. Work items are (tile, block of `fb` outpu
 `channel_outer` orders them block-major, for weights too large for one core's L2. On the
 reference shapes dense won every layer but Winograd-friendly 3x3s at batch 8 and 1x1s on small
 maps; depthwise won everywhere it applies.
-Channel counts must be multiples of `fb` (a whole number of vectors). Tolerance 1e-4 (direct
-sums in input-channel order); measured max rel error 3.8e-7 over the property draws.
+Channel counts must be multiples of `fb` (a whole number of vectors). The kernels run
+channels_last; channels_first calls go through a copy each way (`layout`). Tolerance 1e-4
+(direct sums in input-channel order); measured max rel error 3.8e-7 over the property draws.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from .layout import to_channels_first, to_channels_last
+from .scratch import scratch
 from .simd import (
     SOURCE_HASH,
     VECTOR_BYTES,
@@ -206,8 +209,8 @@ def _applies(p: Problem, depthwise: bool):
     ok = applies_common(p)
     if ok is not True:
         return f"{name}: {ok}"
-    if p.op != "conv" or not p.channels_last:
-        return f"{name}: channels_last conv only (layout={p.layout})"
+    if p.op != "conv":
+        return f"{name}: conv only"
     if depthwise and not (p.groups == p.in_channels == p.out_channels):
         return (f"{name}: groups, in_channels and out_channels must be equal (depthwise, multiplier 1); "
                 f"got groups={p.groups}, in={p.in_channels}, out={p.out_channels}")
@@ -263,11 +266,18 @@ def _run(name, depthwise, x, w, b, p: Problem, wb, fb, stream, channel_outer):
     geo, k, sp, o = _geometry(p)
     c, f = p.in_channels, p.out_channels
     # streaming stores need every address aligned: out_channels is a whole number of vectors
-    y = _aligned_empty(p.output_shape, p.dtype, VECTOR_BYTES) if stream else np.empty(p.output_shape, p.dtype)
+    shape = p.with_(layout="channels_last").output_shape
+    if not p.channels_last:       # a temporary: copied to channels_first below
+        y = scratch("tiled_y", shape, p.dtype)
+    elif stream:
+        y = _aligned_empty(shape, p.dtype, VECTOR_BYTES)
+    else:
+        y = np.empty(shape, p.dtype)
     kernel = _kernel(wb, fb, depthwise, int(stream), int(channel_outer))
     w5 = w.reshape(*k, 1 if depthwise else c, f)
-    kernel(x.reshape(p.batch, *sp, c), w5, b, y.reshape(p.batch, *o, f), *geo)
-    return y
+    xl = x if p.channels_last else to_channels_last(x, p)
+    kernel(xl.reshape(p.batch, *sp, c), w5, b, y.reshape(p.batch, *o, f), *geo)
+    return y if p.channels_last else to_channels_first(y, p)
 
 
 @register("conv", "tiled_direct", applies=lambda p: _applies(p, False), tolerance=1e-4, priority=20,

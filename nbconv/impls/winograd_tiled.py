@@ -1,4 +1,4 @@
-"""Winograd F(4x4,3x3), channels_last, with the transformed-domain products on register tiles.
+"""Winograd F(4x4,3x3) with the transformed-domain products on register tiles.
 
 The same algorithm as `winograd.winograd_f4x4` (tolerance 1e-3), organised for speed:
 - the input is copied once into a zero-padded buffer, so every 6x6 input tile is whole and the
@@ -9,8 +9,9 @@ The same algorithm as `winograd.winograd_f4x4` (tolerance 1e-3), organised for s
   output channels) in e-major order, so each thread's share of U stays in its L2;
 - tiles go in chunks of `tiles` (sized so a chunk's V and M take about 4 MiB), each in three
   parallel phases (transform, products, inverse transform), so V and M stay in cache.
-Output channels must be a whole number of vectors. Measured max rel error vs float64, inputs
-and weights in [-1, 1]: 2.0e-6 (C=3) to 1.3e-5 (C=512, 8x8 image), as the generic F(4x4).
+Output channels must be a whole number of vectors; channels_first goes through a copy each
+way (`layout`). Measured max rel error vs float64, inputs and weights in [-1, 1]: 2.0e-6
+(C=3) to 1.3e-5 (C=512, 8x8 image), as the generic F(4x4).
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from .layout import to_channels_first, to_channels_last
+from .scratch import scratch
 from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_store
 from .tiled import whole_vectors
 from .views import check_array
-from .winograd import _F4, transform_weights
+from .winograd import _F4, _weights
 from .winograd import _applies as _winograd_applies
 
 
@@ -92,17 +95,16 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
     # them (through 3-D views it did not, and the input transform alone took 0.19 ms of
     # res3a's 0.4; rows taken by integer indices were 20 % slower overall than these slices).
     @njit(parallel=True, cache=True)
-    def kernel(xp, u, b, y, tb, consts):
-        """xp (N, 4*TH+2, 4*TW+2, C) zero-padded input; u (36, C, K); y (N, OH, OW, K)."""
+    def kernel(xp, u, b, y, v1, m1, consts):
+        """xp (N, 4*TH+2, 4*TW+2, C) zero-padded input; u (36, C, K); y (N, OH, OW, K);
+        v1, m1: room for V (36, T, C) and M (36, T, K) of a chunk of T tiles."""
         if not simd_source:       # never true: keeps the hash among the closure's cells
             return
         n_, hp, wp, c_ = xp.shape
         _, oh_, ow_, k_ = y.shape
         th_, tw_ = (oh_ + 3) // 4, (ow_ + 3) // 4
         t_all = n_ * th_ * tw_
-        tv = min(tb, t_all)
-        v1 = np.empty(36 * tv * c_, xp.dtype)
-        m1 = np.empty(36 * tv * k_, xp.dtype)
+        tv = tb = v1.size // (36 * c_)     # tiles a chunk: the caller sizes v1 and m1
         x1, u1, y1 = xp.reshape(-1), u.reshape(-1), y.reshape(-1)
         k = (consts[0], consts[1], consts[2], consts[3])
         zero = np.zeros(k_, xp.dtype)
@@ -183,8 +185,6 @@ def _applies(p: Problem):
     ok = _winograd_applies(p)
     if ok is not True:
         return ok.replace("winograd:", "winograd_f4x4_tiled:")
-    if not p.channels_last:
-        return f"winograd_f4x4_tiled: channels_last only (layout={p.layout})"
     return whole_vectors("winograd_f4x4_tiled", p)
 
 
@@ -207,14 +207,19 @@ def winograd_f4x4_tiled(x, w, b, p: Problem, wb=None, fb=None, tiles=None):
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
     dt = np.dtype(p.dtype)
-    u = transform_weights(w, _F4["g"], dt)
+    c, f = p.in_channels, p.out_channels
+    u = scratch("winograd_u", (36, c, f), dt)
+    _weights(w.reshape(3, 3, c * f), np.asarray(_F4["g"], np.float64), u.reshape(36, c * f))
     (oh, ow), (ph, pw) = p.out_spatial, (p.pads[0][0], p.pads[1][0])
     th, tw = -(-oh // 4), -(-ow // 4)
-    xp = np.empty((p.batch, 4 * th + 2, 4 * tw + 2, p.in_channels), dt)
-    _pad(x, xp, ph, pw)
-    y = np.empty(p.output_shape, dt)
-    _kernel(wb, fb)(xp, u, b, y, tiles, np.array([2, 4, 5, 8], dt))
-    return y
+    xp = scratch("winograd_xp", (p.batch, 4 * th + 2, 4 * tw + 2, c), dt)
+    _pad(x if p.channels_last else to_channels_last(x, p), xp, ph, pw)
+    shape = p.with_(layout="channels_last").output_shape
+    y = np.empty(shape, dt) if p.channels_last else scratch("winograd_y", shape, dt)
+    t = min(tiles, p.batch * th * tw)
+    v1, m1 = scratch("winograd_v", (36 * t * c,), dt), scratch("winograd_m", (36 * t * f,), dt)
+    _kernel(wb, fb)(xp, u, b, y, v1, m1, np.array([2, 4, 5, 8], dt))
+    return y if p.channels_last else to_channels_first(y, p)
 
 
 # As winograd's: a NaN/Inf spreads over its output tile; the layers redo such results directly.

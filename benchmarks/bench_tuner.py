@@ -11,7 +11,7 @@ import numpy as np
 
 import nbconv.ops
 from nbconv import env, knobs, reference
-from tuner import Tuner, TuningDB, registry
+from tuner import Tuner, TuningDB, Verifier, registry
 
 from .common import arrays, problem, tiny
 
@@ -22,8 +22,9 @@ def tuned_problem():
 
 
 def fresh_tuner(db=None):
-    return Tuner(registry, reference=reference.run, fingerprint=env.fingerprint,
-                 db=db or TuningDB(":memory:"), settings=knobs.tuner_settings)
+    settings = knobs.tuner_settings().with_(db=db or TuningDB(":memory:"))
+    return Tuner(registry, Verifier(reference=reference.run), fingerprint=lambda p: env.fingerprint(),
+                 settings=settings)
 
 
 def compile_all(p, args):

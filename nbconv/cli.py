@@ -250,7 +250,7 @@ def cmd_db(a) -> int:
     from . import ops
     t = ops.tuner()
     db = t.db
-    fp = None if getattr(a, "all", False) else t.fp
+    fp = None if getattr(a, "all", False) else t.fp()
     if a.action == "path":
         print(db.path)
     elif a.action == "list":
@@ -262,7 +262,7 @@ def cmd_db(a) -> int:
             rows.append([d["op"], d["key"], label(d["impl"], cfg), "yes" if d["tie"] else "", partner,
                          _fmt(d["margin"], ".3f"), d["fp"],
                          time.strftime("%Y-%m-%d %H:%M", time.localtime(d["created"]))])
-        print(f"tuning database: {db.path} (this machine: {t.fp})")
+        print(f"tuning database: {db.path} (this machine: {t.fp()})")
         _table(["op", "key", "winner", "tie", "partner", "margin", "fingerprint", "created"], rows)
     elif a.action == "export":
         if a.file in (None, "-"):

@@ -62,8 +62,27 @@ def thread_counts() -> dict:
     return {"cores": os.cpu_count() or 1, "numba": n_numba, "blas": n_blas}
 
 
-def fingerprint() -> dict:
-    """The machine description every tuning row is keyed by (hashed by the tuner)."""
+# device name -> zero-argument callable adding that device's description (GPU name, compute
+# capability, driver and library versions); a device's backend module registers its own.
+DEVICE_INFO: dict = {}
+
+
+def fingerprint(device: str = "cpu") -> dict:
+    """The machine description every tuning row is keyed by (hashed by the tuner).
+
+    A CPU problem's is the host's alone, so CPU rows stay valid when a GPU backend appears;
+    another device's adds that device's own description."""
+    info = _host()
+    if device != "cpu":
+        describe = DEVICE_INFO.get(device)
+        if describe is None:
+            raise ValueError(f"fingerprint: no backend describes device {device!r}; "
+                             f"known: {['cpu', *sorted(DEVICE_INFO)]}")
+        info = {**info, "device": device, **describe()}
+    return info
+
+
+def _host() -> dict:
     model, flags = _cpuinfo()
     t = thread_counts()
     return {

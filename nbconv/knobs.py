@@ -90,4 +90,4 @@ def tuner_settings() -> Settings:
     kw = {k: _number(env, d, float) for k, (env, d) in _FLOAT_KNOBS.items()}
     kw.update({k: _number(env, d, int) for k, (env, d) in _INT_KNOBS.items()})
     kw["max_samples"] = max(kw["max_samples"], kw["min_samples"])
-    return Settings(mode=tune_mode(), force=force_impl(), **kw)
+    return Settings(mode=tune_mode(), force=force_impl(), db=tuning_db_path(), **kw)

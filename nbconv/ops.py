@@ -1,34 +1,50 @@
-"""The layers' entry to the kernels: dispatch through the auto-tuner.
+"""The layers' entry to the kernels: dispatch through the auto-tuner, and what surrounds a call.
 
 The first call of a new Problem tunes (mode from `nbconv.knobs`) on the caller's arrays, with
 the float64 `nbconv.reference` as the verifier; the decision is then memoised per Problem
 (frozen, hashable), so a decided call costs a dict lookup plus the kernel call.
 
-Public: `conv`, `pool`, `local`, `dense`, `run(op, p, *arrays)`; `chosen(op, p) -> (fn, config)`,
-`decision(op, p)`, `explain(op, p)`, `records()`, `tuner()`, `reset()`, and the context managers
-`tuning(mode=..., force=..., ...)` and `recording()`.
+Around the kernel, ops owns:
+- the array adapter: arrays are handed to the kernel where the Problem's device wants them
+  (`cpu`: numpy arrays, as the layers give them);
+- the prepared-data cache: an implementation's `prepare(w, b, p, **config)` result (transformed
+  weights, device copies) is made once per weight arrays and decision and reused on every call.
+  It is keyed on the weight arrays' identity: weights change by replacing the arrays (as
+  `Layer.set_weights` does), never by writing into them;
+- the NaN/Inf fallback: a kernel that mixes input tiles (Winograd) spreads one NaN/Inf over a
+  whole tile, so a non-finite result of such a kernel is recomputed with the op's lowest-priority
+  kernel that does not mix tiles (the direct loops), which puts NaN/Inf where the reference does.
+
+Public: `conv`, `pool`, `local`, `dense`, `run(op, p, *arrays)`, `make_args`; `chosen(op, p) ->
+(fn, config)`, `decision(op, p)`, `explain(op, p)`, `records()`, `tuner()`, `reset()`, and the
+context managers `tuning(mode=..., force=..., ...)` and `recording()`.
 """
 from __future__ import annotations
 
 import contextlib
+import math
+import weakref
 
 import numpy as np
 
-from tuner import Tuner, registry
+from tuner import Tuner, Verifier, registry
 
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
 
 FLOAT64_TOLERANCE = 1e-9
+_PREPARED_MAX = 16          # prepared results kept per decided (Problem, impl, config)
 
 _tuner: Tuner | None = None
-_memo: dict = {}            # Problem -> (fn, config) of the decided candidate
-_by_id: dict = {}           # id(Problem) -> (Problem, fn, config): skips hashing the Problem
+_memo: dict = {}            # Problem -> _Runner of the decided candidate
+_by_id: dict = {}           # id(Problem) -> (Problem, _Runner): skips hashing the Problem
 _BY_ID_MAX = 4096           # bounded: callers that build a new Problem per call only refill it
 _recording: list | None = None
 
 
 def make_args(op: str, p, seed: int = 0) -> tuple:
-    """Random arrays in [-1, 1] for a Problem, in the kernels' argument order."""
+    """Random arrays in [-1, 1] for a Problem, in the kernels' argument order.
+
+    The one argument builder: the tuner, the benchmarks and the reports all draw from it."""
     rng = np.random.default_rng(seed)
 
     def rand(shape):
@@ -49,13 +65,25 @@ def _tolerance(impl, p) -> float:
     return impl.tolerance if p.dtype == "float32" else min(impl.tolerance, FLOAT64_TOLERANCE)
 
 
+_fingerprints: dict = {}
+
+
+def _fingerprint(p=None) -> dict:
+    """The machine description for a Problem's device (None: the host's), once per device."""
+    device = "cpu" if p is None else p.device
+    fp = _fingerprints.get(device)
+    if fp is None:
+        fp = _fingerprints[device] = env.fingerprint(device)
+    return fp
+
+
 def tuner() -> Tuner:
     """The module's Tuner (global registry, reference verifier, knobs, machine fingerprint)."""
     global _tuner
     if _tuner is None:
-        _tuner = Tuner(registry, reference=reference.run, error=_error, tolerance=_tolerance,
-                       fingerprint=env.fingerprint, db=knobs.tuning_db_path,
-                       settings=knobs.tuner_settings, make_args=make_args)
+        verifier = Verifier(reference=reference.run, error=_error, tolerance=_tolerance, make_args=make_args)
+        _tuner = Tuner(registry, verifier, fingerprint=_fingerprint,
+                       settings=knobs.tuner_settings)
     return _tuner
 
 
@@ -63,6 +91,68 @@ def reset():
     """Forget every decision in memory and re-read the knobs on the next call (the DB stays)."""
     global _tuner, _memo, _by_id
     _tuner, _memo, _by_id = None, {}, {}
+    _fingerprints.clear()
+
+
+# -- the host/device array adapter -------------------------------------------------------------
+def _host(arrays):
+    """`cpu`: the kernels take numpy arrays, which the layers already give."""
+    return arrays
+
+
+ADAPTERS = {"cpu": _host}     # device -> (arrays -> arrays where that device's kernels want them)
+
+
+# -- one decided call ---------------------------------------------------------------------------
+def _fallback(op, p):
+    """The op's lowest-priority applicable impl that does not mix tiles (the direct loops)."""
+    plain = [impl for impl, _ in registry.candidates(op, p) if not impl.mixes_tiles]
+    if not plain:
+        return None
+    impl = plain[-1]
+    return _Runner(op, p, impl, impl.configs_for(p)[0])
+
+
+class _Runner:
+    """A decided (impl, config) for one Problem: prepared data, adapter and NaN/Inf fallback."""
+
+    __slots__ = ("op", "p", "impl", "config", "fn", "adapt", "_prepared", "_fallback", "__weakref__")
+
+    def __init__(self, op, p, impl, config):
+        self.op, self.p, self.impl, self.config = op, p, impl, dict(config)
+        self.fn = impl.fn
+        self.adapt = ADAPTERS[p.device]
+        self._prepared: dict = {}
+        self._fallback = False      # resolved on the first non-finite result
+
+    def prepared(self, params):
+        """`impl.prepare(*params, p, **config)`, made once per identity of the parameter arrays."""
+        ident = tuple(id(a) for a in params)
+        hit = self._prepared.get(ident)
+        if hit is not None and all(r() is a for r, a in zip(hit[0], params)):
+            return hit[1]
+        value = self.impl.prepare(*params, self.p, **self.config)
+        if len(self._prepared) >= _PREPARED_MAX:
+            self._prepared.clear()
+        try:
+            refs = tuple(weakref.ref(a) for a in params)
+        except TypeError:               # no weak references: do not cache
+            return value
+        self._prepared[ident] = (refs, value)
+        return value
+
+    def __call__(self, *arrays):
+        arrays = self.adapt(arrays)
+        if self.impl.prepare is None:
+            y = self.fn(*arrays, self.p, **self.config)
+        else:
+            y = self.fn(*arrays, self.p, prepared=self.prepared(arrays[1:]), **self.config)
+        if self.impl.mixes_tiles and not math.isfinite(np.add.reduce(y, axis=None)):
+            if self._fallback is False:
+                self._fallback = _fallback(self.op, self.p)
+            if self._fallback is not None:
+                return self._fallback(*arrays)
+        return y
 
 
 def _call(op, p, arrays):
@@ -73,49 +163,49 @@ def _call(op, p, arrays):
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
         finite = all(np.isfinite(a).all() for a in arrays)
         d = tuner().select(op, p, arrays if finite else None)
-        hit = _memo[p] = (d.impl.fn, d.config)
+        hit = _memo[p] = _Runner(op, p, d.impl, d.config)
     if _recording is not None:
         _recording.append((op, p))
     elif p.op == op:
         if len(_by_id) >= _BY_ID_MAX:
             _by_id.clear()
-        _by_id[id(p)] = (p, *hit)     # holding p keeps its id from being reused
-    return hit[0](*arrays, p, **hit[1])
+        _by_id[id(p)] = (p, hit)     # holding p keeps its id from being reused
+    return hit(*arrays)
 
 
 def run(op: str, p, *arrays):
     hit = _by_id.get(id(p))
     if hit is None or hit[0] is not p or p.op != op:
         return _call(op, p, arrays)
-    return hit[1](*arrays, p, **hit[2])
+    return hit[1](*arrays)
 
 
 def conv(x, w, b, p):
     hit = _by_id.get(id(p))
     if hit is None or hit[0] is not p:
         return _call("conv", p, (x, w, b))
-    return hit[1](x, w, b, p, **hit[2])
+    return hit[1](x, w, b)
 
 
 def pool(x, p):
     hit = _by_id.get(id(p))
     if hit is None or hit[0] is not p:
         return _call(p.op, p, (x,))
-    return hit[1](x, p, **hit[2])
+    return hit[1](x)
 
 
 def local(x, w, b, p):
     hit = _by_id.get(id(p))
     if hit is None or hit[0] is not p:
         return _call("local", p, (x, w, b))
-    return hit[1](x, w, b, p, **hit[2])
+    return hit[1](x, w, b)
 
 
 def dense(x, w, b, p):
     hit = _by_id.get(id(p))
     if hit is None or hit[0] is not p:
         return _call("dense", p, (x, w, b))
-    return hit[1](x, w, b, p, **hit[2])
+    return hit[1](x, w, b)
 
 
 def decision(op: str, p, arrays=None):
@@ -126,11 +216,10 @@ def decision(op: str, p, arrays=None):
 def chosen(op: str, p) -> tuple:
     """(kernel function, config) a decided layer call runs: `fn(*arrays, p, **config)`."""
     hit = _memo.get(p)
-    if hit is not None and p.op == op:
-        return hit
-    d = decision(op, p)
-    _memo[p] = (d.impl.fn, d.config)
-    return _memo[p]
+    if hit is None or p.op != op:
+        d = decision(op, p)
+        hit = _memo[p] = _Runner(op, p, d.impl, d.config)
+    return hit.fn, hit.config
 
 
 def explain(op: str, p, arrays=None, *, measure: bool = True) -> dict:
@@ -155,7 +244,7 @@ def _fresh_memo():
 
 @contextlib.contextmanager
 def tuning(**changes):
-    """Tune differently inside the block, e.g. `with nbconv.ops.tuning(mode="off", force="direct"):`.
+    """Tune differently inside the block, e.g. `with nbconv.ops.tuning(mode="off", force="conv_direct"):`.
 
     Accepts any `tuner.Settings` field (mode, force, budgets, ...). Decisions made inside are
     kept apart from those outside.

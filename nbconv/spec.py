@@ -1,7 +1,7 @@
 """The normalised description of one layer call: a frozen `Problem`.
 
 Keras arguments are turned into explicit numbers here and nowhere else:
-padding strings become `(lo, hi)` pairs per spatial axis (spec §3). numpy/stdlib only.
+padding strings become `(lo, hi)` pairs per spatial axis. Standard library only.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 OPS = ("conv", "maxpool", "avgpool", "local", "dense")
 LAYOUTS = ("channels_last", "channels_first")
+DEVICES = ("cpu", "cuda")
 _LAYOUT_NAMES = {
     ("channels_last", 0): "NC", ("channels_first", 0): "NC",
     ("channels_last", 1): "NWC", ("channels_first", 1): "NCW",
@@ -23,7 +24,7 @@ def effective_kernel(k: int, d: int) -> int:
 
 
 def same_pads(length: int, ke: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's `same` split (spec §3.1): the extra pixel goes after."""
+    """TensorFlow's `same` split: the extra pixel goes after (bottom/right)."""
     out = (length - 1) // stride + 1
     total = max((out - 1) * stride + ke - length, 0)
     return total // 2, total - total // 2
@@ -39,7 +40,7 @@ def padding_pairs(padding: str, spatial, kernel, strides, dilation, op: str = "c
         elif padding == "causal":
             pairs.append((ke - 1, 0))
         elif padding == "same" and op == "local":
-            # tf-keras LocallyConnected: the window starts at p*s - k//2 (spec §4.7).
+            # tf-keras LocallyConnected: output p's window starts at p*s - k//2.
             out = (length - 1) // s + 1
             lo = k // 2
             hi = max((out - 1) * s - lo + k - length, 0)
@@ -75,6 +76,7 @@ class Problem:
     groups: int = 1
     layout: str = "channels_last"
     dtype: str = "float32"
+    device: str = "cpu"             # where the arrays live: kernels, timers and fingerprints differ
     out_spatial: tuple = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
@@ -82,6 +84,8 @@ class Problem:
             raise ValueError(f"Problem: `op` must be one of {OPS}. Received: op={self.op!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"Problem: `layout` must be one of {LAYOUTS}. Received: layout={self.layout!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"Problem: `device` must be one of {DEVICES}. Received: device={self.device!r}")
         r = self.rank
         for name in ("spatial", "kernel", "strides", "dilation", "pads"):
             v = tuple(tuple(int(a) for a in e) if name == "pads" else int(e) for e in getattr(self, name))
@@ -148,7 +152,7 @@ class Problem:
         if self.rank:
             parts += [f"s{x(self.spatial)}", f"k{x(self.kernel)}", f"st{x(self.strides)}",
                       f"d{x(self.dilation)}", "p" + "x".join(f"{lo}:{hi}" for lo, hi in self.pads)]
-        return "/".join(parts)
+        return "/".join([*parts, self.device])
 
     def flops(self) -> int:
         """Useful floating-point operations (a multiply-add counts 2; pooling counts 1 per window cell)."""
@@ -175,7 +179,7 @@ class Problem:
 
 
 def make_problem(op, x_shape, *, rank, kernel, strides=None, dilation=None, padding="valid",
-                 out_channels=None, groups=1, layout="channels_last", dtype="float32"):
+                 out_channels=None, groups=1, layout="channels_last", dtype="float32", device="cpu"):
     """Problem from an input shape and Keras-style arguments (already validated by the layer)."""
     x_shape = tuple(int(s) for s in x_shape)
     if layout == "channels_last":
@@ -189,18 +193,19 @@ def make_problem(op, x_shape, *, rank, kernel, strides=None, dilation=None, padd
     return Problem(op=op, rank=rank, batch=x_shape[0], in_channels=channels,
                    out_channels=channels if out_channels is None else out_channels,
                    spatial=spatial, kernel=tuple(kernel), strides=strides, dilation=dilation,
-                   pads=tuple(pads), groups=groups, layout=layout, dtype=str(dtype))
+                   pads=tuple(pads), groups=groups, layout=layout, dtype=str(dtype), device=device)
 
 
 def problem_from_key(key: str) -> Problem:
-    """Inverse of `Problem.key()`."""
+    """Inverse of `Problem.key()` (keys written before the device was part of them mean `cpu`)."""
     parts = key.split("/")
+    device = parts.pop() if parts[-1] in DEVICES else "cpu"
     names = {v: k for k, v in _LAYOUT_NAMES.items() if k[1] > 0}
     op, rank, dtype, layout_name, n, c, g = parts[:7]
     rank = int(rank[1:])
     c_in, c_out = (int(v) for v in c[1:].split("-"))
     kw = dict(op=op, rank=rank, dtype=dtype, batch=int(n[1:]), in_channels=c_in,
-              out_channels=c_out, groups=int(g[1:]))
+              out_channels=c_out, groups=int(g[1:]), device=device)
     if rank == 0:
         return Problem(**kw)
 

@@ -81,9 +81,9 @@ def test_tuning_context_manager_and_knobs(monkeypatch):
     x, w, b = ops.make_args("conv", CONV, seed=1)
     ops.conv(x, w, b, CONV)
     outside = ops.chosen("conv", CONV)
-    with ops.tuning(mode="off", force="direct"):
+    with ops.tuning(mode="off", force="conv_direct"):
         fn, cfg = ops.chosen("conv", CONV)
-        assert fn is registry.get("conv", "direct").fn
+        assert fn is registry.get("conv", "conv_direct").fn
         y = ops.conv(x, w, b, CONV)
         assert reference.rel_error(y, reference.conv(x, w, b, CONV)) < 1e-4
     assert ops.chosen("conv", CONV) == outside
@@ -131,7 +131,7 @@ def test_fingerprint_and_peaks():
     for field in ("cpu", "cpu_flags", "numba_threads", "blas_threads", "numba", "llvmlite", "numpy",
                   "python"):
         assert fp[field] not in (None, "")
-    assert ops.tuner().fingerprint == fp
+    assert ops.tuner().fingerprint() == fp
     assert env.sgemm_peak_gflops(n=128, repeats=2) > 0
     assert env.copy_bandwidth_gbs(nbytes=1 << 20, repeats=2) > 0
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nbconv import reference, threads
-from nbconv.impls import dense_blas, depthwise, gemm, local_gemm, pool_fast, winograd
+from nbconv.impls import dense_blas, depthwise, gemm, local_gemm, pool_separable, winograd
 from nbconv.shapes import load_shapes
 from nbconv.spec import Problem, make_problem
 from tuner.registry import registry
@@ -52,7 +52,7 @@ def test_winograd_ragged_tiles(layout, padding):
     p = conv2d(shape, (3, 3), 6, layout=layout, padding=padding)
     x, w, b = conv_args(p)
     ref = reference.conv(x, w, b, p)
-    for fn in (winograd.winograd_f2x2, winograd.winograd_f4x4):
+    for fn in (winograd.winograd_f2x2_3x3, winograd.winograd_f4x4_3x3):
         for tiles in (1, 3, 256):
             assert reference.rel_error(fn(x, w, b, p, tiles=tiles), ref) < 1e-4
 
@@ -181,7 +181,7 @@ def test_depthwise_channel_multiplier_and_one_channel():
             shape = (2, 7, 8, c) if layout == "channels_last" else (2, c, 7, 8)
             p = conv2d(shape, (3, 3), f, layout=layout, strides=(st, st), padding="same", groups=c)
             x, w, b = conv_args(p)
-            y = depthwise.depthwise(x, w, b, p)
+            y = depthwise.depthwise_direct(x, w, b, p)
             assert reference.rel_error(y, reference.conv(x, w, b, p)) < 1e-5, (layout, c, f, st)
 
 
@@ -193,7 +193,7 @@ def test_separable_pooling_large_window(op, layout):
     shape = (2, 13, 11, 3) if layout == "channels_last" else (2, 3, 13, 11)
     p = make_problem(op, shape, rank=2, kernel=(7, 5), strides=(2, 3), padding="same", layout=layout)
     x = rand(p.input_shape)
-    fn = pool_fast.maxpool_separable if op == "maxpool" else pool_fast.avgpool_separable
+    fn = pool_separable.maxpool_separable if op == "maxpool" else pool_separable.avgpool_separable
     y = fn(x, p)
     assert y.shape == p.output_shape and y.dtype == x.dtype
     assert reference.rel_error(y, reference.pool(x, p)) < 1e-6
@@ -203,7 +203,7 @@ def test_separable_maxpool_keeps_nan():
     p = make_problem("maxpool", (1, 6, 6, 2), rank=2, kernel=(3, 3), strides=(3, 3))
     x = rand(p.input_shape)
     x[0, 1, 1, 0] = np.nan
-    y = pool_fast.maxpool_separable(x, p)
+    y = pool_separable.maxpool_separable(x, p)
     assert np.isnan(y[0, 0, 0, 0]) and not np.isnan(y[0, 0, 0, 1])
 
 
@@ -245,11 +245,11 @@ def test_wrong_dtype_and_shape_are_named():
     p = conv2d((1, 6, 6, 4), (3, 3), 4, padding="same")
     x, w, b = conv_args(p)
     with pytest.raises(TypeError, match="`x`"):
-        winograd.winograd_f4x4(x.astype(np.float64), w, b, p)
+        winograd.winograd_f4x4_3x3(x.astype(np.float64), w, b, p)
     with pytest.raises(ValueError, match="`w`"):
         gemm.im2col_gemm(x, w[:2], b, p)
     with pytest.raises(ValueError, match="tiles"):
-        winograd.winograd_f2x2(x, w, b, p, tiles=0)
+        winograd.winograd_f2x2_3x3(x, w, b, p, tiles=0)
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 300, 7), (5, 1024, 33), (40, 700, 9), (200, 64, 16), (3, 5, 4)])

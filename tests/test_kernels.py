@@ -30,7 +30,7 @@ from tuner.registry import registry
 
 OPS = ("conv", "maxpool", "avgpool", "local", "dense")
 F64_TOL = 1e-10
-EXACT_NONFINITE = {"direct"}      # impl names held to the reference's exact NaN/Inf pattern
+EXACT_NONFINITE = {f"{op}_direct" for op in OPS}   # held to the reference's exact NaN/Inf pattern
 
 
 # -- running every candidate --------------------------------------------------------------------
@@ -77,7 +77,7 @@ def check_all(p: Problem, seed: int) -> int:
         arrays = make_arrays(q, seed)
         ref = reference.run(q.op, q, *arrays)
         cands = candidates(q)
-        assert "direct" in {impl.name for impl, _ in cands}, f"{q.key()}: the direct fallback must apply"
+        assert f"{q.op}_direct" in {impl.name for impl, _ in cands}, f"{q.key()}: the fallback must apply"
         for impl, cfg in cands:
             tol = impl.tolerance if dtype == "float32" else F64_TOL
             err = reference.rel_error(run_candidate(impl, cfg, q, arrays), ref)
@@ -350,7 +350,7 @@ def test_nan_and_inf_propagate_drawn(p, seed):
 
 
 def test_maxpool_direct_is_exact():
-    impl = registry.get("maxpool", "direct")
+    impl = registry.get("maxpool", "maxpool_direct")
     for name, p in CATALOGUE.items():
         if p.op == "maxpool":
             x = make_arrays(p, 3)[0]
@@ -362,7 +362,7 @@ def test_maxpool_direct_is_exact():
 @pytest.mark.parametrize("op", OPS)
 def test_direct_rejects_bad_arrays(op):
     p = next(q for q in CATALOGUE.values() if q.op == op)
-    impl = registry.get(op, "direct")
+    impl = registry.get(op, f"{op}_direct")
     arrays = make_arrays(p, 0)
     with pytest.raises(TypeError, match=r"`x` must have the Problem's dtype float32.*x.dtype=<f8"):
         impl.fn(arrays[0].astype(np.float64), *arrays[1:], p)
@@ -381,7 +381,7 @@ def test_direct_rejects_bad_arrays(op):
 def test_direct_handles_empty_batch_and_channels(op):
     """Zero-size Problems are valid: empty outputs, or only the bias when nothing is summed."""
     p = next(q for q in CATALOGUE.values() if q.op == op)
-    impl = registry.get(op, "direct")
+    impl = registry.get(op, f"{op}_direct")
     pooling = op in ("maxpool", "avgpool")
     no_channels = dict(in_channels=0, groups=1, **({"out_channels": 0} if pooling else {}))
     cases = [p.with_(batch=0), p.with_(**no_channels), p.with_(batch=9, **no_channels)]
@@ -399,13 +399,13 @@ def test_direct_accepts_readonly_and_strided_inputs():
     ref = reference.conv(x, w, b, p)
     x_view = np.repeat(x, 2, axis=-1)[..., ::2]             # non-contiguous, same values
     w.flags.writeable = False
-    y = registry.get("conv", "direct").fn(x_view, w, b, p)
+    y = registry.get("conv", "conv_direct").fn(x_view, w, b, p)
     assert reference.rel_error(y, ref) <= 1e-5
 
 
 @pytest.mark.parametrize("op", OPS)
 def test_direct_applies_to_everything_valid_and_says_why_not(op):
-    impl = registry.get(op, "direct")
+    impl = registry.get(op, f"{op}_direct")
     p = next(q for q in CATALOGUE.values() if q.op == op)
     assert impl.check(p) == (True, "")
     ok, why = impl.check(p.with_(dtype="float16"))

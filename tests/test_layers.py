@@ -618,7 +618,7 @@ def test_nan_lands_like_the_reference_when_winograd_is_chosen(impl):
     x[1, 4, 4, 2] = np.nan
     conv = L.Conv2D(4, 3, padding="same")
     with ops.tuning(force=impl):
-        assert ops.chosen("conv", conv._problem(x.shape))[0].mixes_tiles
+        assert ops.decision("conv", conv._problem(x.shape)).impl.mixes_tiles
         y = conv(x)
     ref = conv_ref(conv, x)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))

@@ -85,7 +85,7 @@ def fake_asv_results(root):
     """A minimal asv results directory: benchmarks.json and one run with a parameterised
     conv benchmark (one n/a combination) and a plain one."""
     import json
-    params = [["'direct'", "'im2col_gemm'"], ["1", "3"], ["1"], ["'channels_last'"]]
+    params = [["'conv_direct'", "'im2col_gemm'"], ["1", "3"], ["1"], ["'channels_last'"]]
     (root / "m").mkdir(parents=True)
     (root / "benchmarks.json").write_text(json.dumps({
         "bench_conv.Conv2D.time_conv": {"name": "bench_conv.Conv2D.time_conv", "type": "time",
@@ -109,7 +109,7 @@ def test_asv_results_are_read(tmp_path):
     assert info["commit"] == "abcdef12"
     conv = df[df.benchmark == "bench_conv.Conv2D.time_conv"]
     assert len(conv) == 3                                   # the n/a combination is left out
-    assert set(conv.impl) == {"direct", "im2col_gemm"} and set(conv.kernel) == {1, 3}
+    assert set(conv.impl) == {"conv_direct", "im2col_gemm"} and set(conv.kernel) == {1, 3}
     assert df[df.benchmark.str.endswith("track_overhead_us")].value.tolist() == [1.5]
 
 

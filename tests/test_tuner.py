@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
-from tuner import Impl, Registry, Settings, Tuner, register
+from tuner import Impl, Registry, Settings, Tuner, Verifier, register
 from tuner.measure import RAISED, SKIPPED, WRONG
 from tuner.stats import faster, mann_whitney_less, spread
 
@@ -40,7 +40,8 @@ def reference(op, p, x):
 
 
 def make_tuner(reg, db=None, settings=QUICK, **kw):
-    return Tuner(reg, reference=reference, fingerprint={"machine": "test"}, db=db, settings=settings, **kw)
+    return Tuner(reg, Verifier(reference=reference, **kw), fingerprint={"machine": "test"},
+                 settings=settings.with_(db=db) if db is not None else settings)
 
 
 def fake(reg, name, seconds, *, priority=0, result=2.0, raises=None, first_extra=0.0, **kw):
@@ -240,7 +241,8 @@ def test_memory_and_database_hits_measure_nothing(tmp_path):
     t2 = make_tuner(reg, db=db)                   # as a later process would
     d2 = t2.select("op", FakeProblem())           # no arrays needed: nothing is measured
     assert (d2.impl.name, d2.how, t2.measured) == (d.impl.name, "db", 0)
-    t3 = Tuner(reg, reference=reference, fingerprint={"machine": "other"}, db=db, settings=QUICK)
+    t3 = Tuner(reg, Verifier(reference=reference), fingerprint={"machine": "other"},
+               settings=QUICK.with_(db=db))
     t3.select("op", FakeProblem(), X)
     assert t3.measured == 2                       # another machine does not reuse the rows
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from tuner import Registry, Settings, Tuner, TuningDB, default_path, register
+from tuner import Registry, Settings, Tuner, TuningDB, Verifier, default_path, register
 
 QUICK = Settings(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0)
 
@@ -34,8 +34,8 @@ def _registry():
 
 
 def _tuner(db, machine="m1"):
-    return Tuner(_registry(), reference=lambda op, p, x: x * 2.0, fingerprint={"machine": machine},
-                 db=db, settings=QUICK)
+    return Tuner(_registry(), Verifier(reference=lambda op, p, x: x * 2.0), fingerprint={"machine": machine},
+                 settings=QUICK.with_(db=db))
 
 
 def test_wal_schema_and_default_path(tmp_path, monkeypatch):
@@ -56,7 +56,7 @@ SCRIPT = textwrap.dedent("""
     import sys, time, warnings
     import numpy as np
     warnings.simplefilter("error")
-    from tuner import Registry, Settings, Tuner, register
+    from tuner import Registry, Settings, Tuner, Verifier, register
 
     def spin(s):
         end = time.perf_counter() + s
@@ -73,8 +73,9 @@ SCRIPT = textwrap.dedent("""
         def key(self):
             return self.k
 
-    t = Tuner(reg, reference=lambda op, p, x: x * 2.0, fingerprint={"machine": "shared"}, db=sys.argv[1],
-              settings=Settings(min_sample_s=2e-4, min_samples=3, max_samples=3, candidate_budget_s=0.0))
+    t = Tuner(reg, Verifier(reference=lambda op, p, x: x * 2.0), fingerprint={"machine": "shared"},
+              settings=Settings(min_sample_s=2e-4, min_samples=3, max_samples=3, candidate_budget_s=0.0,
+                                db=sys.argv[1]))
     import os
     open(os.path.join(sys.argv[2], f"ready-{os.getpid()}"), "w").close()
     while not os.path.exists(os.path.join(sys.argv[2], "go")):   # start tuning together
@@ -166,8 +167,8 @@ def test_export_import_merges_and_never_overrides_another_fingerprint(tmp_path):
     counts = ta.db.import_(buf)
     assert counts == {"fingerprints": 1, "measurements": 4, "decisions": 2}
     after = ta.db.rows("measurements")
-    assert {r["fp"] for r in after} == {ta.fp, tb.fp} and len(after) == 6
-    assert {r["impl"]: r for r in ta.db.rows("measurements", ta.fp)} == before   # untouched
+    assert {r["fp"] for r in after} == {ta.fp(), tb.fp()} and len(after) == 6
+    assert {r["impl"]: r for r in ta.db.rows("measurements", ta.fp())} == before   # untouched
     assert _tuner(a_path, "m2").select("op", P("k-only-b")).how == "db"          # usable on m2
 
 
@@ -200,14 +201,14 @@ def test_records_and_clear(tmp_path):
     t1.select("op", P("k"), (np.ones(3),))
     t2.select("op", P("k"), (np.ones(3),))
     recs = t1.records()
-    assert len(recs) == 2 and {r["fp"] for r in recs} == {t1.fp}
+    assert len(recs) == 2 and {r["fp"] for r in recs} == {t1.fp()}
     assert sum(r["winner"] for r in recs) == 1 and sum(r["partner"] for r in recs) == 1
     for r in recs:
         assert isinstance(r["samples"], list) and len(r["samples"]) == 3 and r["config"] == {}
         assert r["median_s"] > 0 and r["status"] == "ok" and r["tie"] in (True, False)
     assert len(t1.records(all_machines=True)) == 4
-    assert db.clear(t1.fp) == 3
-    assert {r["fp"] for r in db.rows("measurements")} == {t2.fp}
+    assert db.clear(t1.fp()) == 3
+    assert {r["fp"] for r in db.rows("measurements")} == {t2.fp()}
     assert db.clear() == 3 and db.rows("decisions") == []
 
 
@@ -217,10 +218,11 @@ def test_tie_set_is_stored_and_read_back(tmp_path):
     for name in ("p", "q", "r"):                   # the same code: a three-way tie
         register("op", name, registry=reg)(lambda x, p: x * 2.0)
     settings = QUICK.with_(min_gain=10.0)         # nothing can be 11x faster: always a tie
-    t = Tuner(reg, reference=lambda op, p, x: x * 2.0, fingerprint={}, db=db, settings=settings)
+    t = Tuner(reg, Verifier(reference=lambda op, p, x: x * 2.0), fingerprint={},
+              settings=settings.with_(db=db))
     d = t.select("op", P("k"), (np.ones(3),))
     assert d.tie and d.impl.name == "p" and {n for n, _ in d.tied} == {"q", "r"}
-    again = Tuner(reg, fingerprint={}, db=db, settings=settings).select("op", P("k"))
+    again = Tuner(reg, fingerprint={}, settings=settings.with_(db=db)).select("op", P("k"))
     assert again.how == "db" and again.tied == d.tied
     assert {r["impl"] for r in t.records() if r["tied"]} == {"q", "r"}
 

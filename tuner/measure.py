@@ -1,11 +1,11 @@
 """Timing one candidate: the first (compiling) call apart, then adaptive repeats.
 
-Every clock read is preceded by `sync()` (e.g. a device synchronise), so asynchronous work
-is counted where it is done.
+Every figure comes from the candidate's `timer(call, n)` (by default `perf_counter` with a
+`sync()` before each clock read, so asynchronous work is counted where it is done; a device
+can plug in its own, e.g. CUDA events).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from .settings import Settings
@@ -38,55 +38,48 @@ class Measurement:
         return spread(self.samples) if self.samples else None
 
 
-def _clock(sync):
-    if sync is not None:
-        sync()
-    return time.perf_counter()
+def begin(make_call, m: Measurement, *, timer, check, settings: Settings):
+    """First call (timed apart as compile time, with `make_call()`, which may prepare data),
+    verification, warm-up, and the doubling of inner repetitions until one sample lasts
+    `min_sample_s` (that sample is the first kept).
 
-
-def _time_calls(call, n, sync) -> float:
-    t0 = _clock(sync)
-    for _ in range(n):
-        call()
-    return _clock(sync) - t0
-
-
-def prepare(call, m: Measurement, *, sync, check, settings: Settings) -> bool:
-    """First call (timed apart as compile time), verification, warm-up, and the doubling of
-    inner repetitions until one sample lasts `min_sample_s` (that sample is the first kept).
-
-    `check(out) -> (passed, error or None, note)` verifies the first call's output; a failed
-    check means status WRONG. An exception anywhere means status RAISED. Both are never chosen.
-    Returns True when `m` is ready for more samples.
+    `make_call()` returns the zero-argument call to time; `timer(call, n)` returns the seconds n
+    calls take. `check(out) -> (passed, error or None, note)` verifies the first call's output; a
+    failed check means status WRONG. An exception anywhere means status RAISED. Both are never
+    chosen. Returns the call when `m` is ready for more samples, else None.
     """
     try:
-        t0 = _clock(sync)
-        out = call()
-        m.compile_s = _clock(sync) - t0
+        box = []
+
+        def first():
+            box.append(make_call())
+            box.append(box[0]())
+        m.compile_s = timer(first, 1)
+        call, out = box
     except Exception as e:
         m.status, m.reason = RAISED, f"first call raised {type(e).__name__}: {e}"
-        return False
+        return None
     try:
         passed, m.error, m.reason = check(out)
     except Exception as e:
         m.status, m.reason = RAISED, f"verification raised {type(e).__name__}: {e}"
-        return False
+        return None
     del out
     if not passed:
         m.status = WRONG
-        return False
+        return None
     try:
-        call()                                   # warm-up (caches, page faults)
+        timer(call, 1)                           # warm-up (caches, page faults)
         inner = 1
-        t = _time_calls(call, inner, sync)
+        t = timer(call, inner)
         while t < settings.min_sample_s and inner < MAX_INNER:
             inner *= 2
-            t = _time_calls(call, inner, sync)
+            t = timer(call, inner)
     except Exception as e:
         m.status, m.reason = RAISED, f"a timed call raised {type(e).__name__}: {e}"
-        return False
+        return None
     m.inner, m.samples = inner, [t / inner]
-    return True
+    return call
 
 
 def wants_more(m: Measurement, spent: float, settings: Settings) -> bool:
@@ -100,9 +93,9 @@ def wants_more(m: Measurement, spent: float, settings: Settings) -> bool:
     return not (n >= 3 and spent >= 3 * settings.candidate_budget_s)
 
 
-def take_sample(call, m: Measurement, sync) -> float:
+def take_sample(call, m: Measurement, timer) -> float:
     """One more sample of m.inner calls; returns the seconds it took. Raises what call raises."""
-    t = _time_calls(call, m.inner, sync)
+    t = timer(call, m.inner)
     m.samples.append(t / m.inner)
     return t
 
@@ -111,7 +104,7 @@ def sample_round_robin(entries, settings: Settings):
     """Take samples of several prepared candidates in turn, one sample each per round, so that
     load changing over time (other processes, frequency) hits all of them alike.
 
-    entries: [(call, Measurement, sync)]. A candidate that raises is marked RAISED.
+    entries: [(call, Measurement, timer)]. A candidate that raises is marked RAISED.
     """
     spent = [0.0] * len(entries)
     while True:
@@ -120,16 +113,16 @@ def sample_round_robin(entries, settings: Settings):
         if not active:
             return
         for i in active:
-            call, m, sync = entries[i]
+            call, m, timer = entries[i]
             try:
-                spent[i] += take_sample(call, m, sync)
+                spent[i] += take_sample(call, m, timer)
             except Exception as e:
                 m.status, m.reason = RAISED, f"a timed call raised {type(e).__name__}: {e}"
                 m.samples = []
 
 
-def measure(call, m: Measurement, *, sync, check, settings: Settings) -> Measurement:
+def measure(call, m: Measurement, *, timer, check, settings: Settings) -> Measurement:
     """Fill `m` by timing `call()` (a zero-argument closure over the real arrays) alone."""
-    if prepare(call, m, sync=sync, check=check, settings=settings):
-        sample_round_robin([(call, m, sync)], settings)
+    if begin(lambda: call, m, timer=timer, check=check, settings=settings) is not None:
+        sample_round_robin([(call, m, timer)], settings)
     return m

@@ -4,9 +4,11 @@ Generic: a problem is any object with `key()`; `applies` is a pure predicate on 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,10 +20,15 @@ class Impl:
     fn: Callable
     applies: Callable[[Any], Any]
     configs: Any = ({},)            # a list of dicts, or a callable problem -> list of dicts
-    sync: Callable | None = None    # called before every clock read (e.g. CUDA synchronize)
+    sync: Callable | None = None    # called before every clock read of the default timer
     tolerance: float = 1e-4         # max error relative to the output's largest magnitude
     priority: int = 0               # higher first when nothing is measured (mode `off`), and in ties
     estimate: Callable | None = None  # (problem, config) -> predicted cost, for mode `estimate`
+    mixes_tiles: bool = False       # combines a tile of inputs before multiplying (Winograd, FFT):
+                                    # one NaN/Inf spreads over its tile, so callers may redo such calls
+    prepare: Callable | None = None  # (*arrays[1:], problem, **config) -> object reused across calls,
+                                    # passed to fn as `prepared=` (transformed weights, device copies)
+    timer: Callable | None = None   # (call, n) -> seconds for n calls; default: perf_counter around sync
     source_hash: str = field(default="", compare=False)
 
     def check(self, problem) -> tuple[bool, str]:
@@ -34,9 +41,35 @@ class Impl:
             return True, ""
         return False, verdict if isinstance(verdict, str) and verdict else "not applicable"
 
+    def clock(self) -> Callable:
+        """The timer measurements of this impl use: `timer(call, n) -> seconds`."""
+        return self.timer if self.timer is not None else sync_timer(self.sync)
+
+    def bind(self, arrays, problem, config, prepared=None) -> Callable:
+        """A zero-argument call of this impl on these arrays (prepared data reused, if any)."""
+        if self.prepare is None:
+            return functools.partial(self.fn, *arrays, problem, **config)
+        if prepared is None:
+            prepared = self.prepare(*arrays[1:], problem, **config)
+        return functools.partial(self.fn, *arrays, problem, prepared=prepared, **config)
+
     def configs_for(self, problem) -> list[dict]:
         cfgs = self.configs(problem) if callable(self.configs) else self.configs
         return [dict(c) for c in cfgs] or [{}]
+
+
+def sync_timer(sync: Callable | None = None) -> Callable:
+    """`timer(call, n)`: seconds for n calls by `time.perf_counter`, `sync()` before each clock read."""
+    def timer(call, n: int) -> float:
+        if sync is not None:
+            sync()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            call()
+        if sync is not None:
+            sync()
+        return time.perf_counter() - t0
+    return timer
 
 
 def _module_source(mod) -> str:
@@ -108,17 +141,23 @@ class Registry:
 registry = Registry()
 
 
-def register(op: str, name: str, *, applies: Callable | None = None, configs=({},),
+def register(op: str, name: str | None = None, *, applies: Callable | None = None, configs=({},),
              sync: Callable | None = None, tolerance: float = 1e-4, priority: int = 0,
-             estimate: Callable | None = None, registry: Registry = registry):
+             estimate: Callable | None = None, mixes_tiles: bool = False,
+             prepare: Callable | None = None, timer: Callable | None = None,
+             registry: Registry = registry):
     """Decorator: register `fn(*arrays, problem, **config)` as a candidate for `op`.
 
+    `name` defaults to the function's name (a registered name and its function agree).
     `estimate(problem, config) -> float` is optional: a predicted cost (any unit, lower is
-    better) used by mode `estimate`. `registry` defaults to the global one (tests pass their own).
+    better) used by mode `estimate`. `prepare(*arrays[1:], problem, **config)` is optional: its
+    result is computed once per parameter arrays and decision and passed to `fn` as `prepared=`;
+    it is never timed with the calls. `registry` defaults to the global one (tests pass their own).
     """
     def deco(fn):
-        registry.add(Impl(op=op, name=name, fn=fn, applies=applies or (lambda p: True),
+        registry.add(Impl(op=op, name=name or fn.__name__, fn=fn, applies=applies or (lambda p: True),
                           configs=configs, sync=sync, tolerance=tolerance, priority=priority,
-                          estimate=estimate, source_hash=_source_hash(fn)))
+                          estimate=estimate, mixes_tiles=mixes_tiles, prepare=prepare, timer=timer,
+                          source_hash=_source_hash(fn)))
         return fn
     return deco

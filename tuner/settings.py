@@ -3,6 +3,7 @@ knobs module builds one from its environment (nbconv: `nbconv.knobs.tuner_settin
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 MODES = ("measure", "estimate", "off")
 
@@ -19,6 +20,7 @@ class Settings:
     alpha: float = 0.01             # significance level of the one-sided Mann-Whitney U test
     min_gain: float = 0.02          # a winner must be faster by this fraction, significantly
     verify_max_flops: float = 5e9   # above this problem.flops(), verification is skipped (recorded)
+    db: Any = ":memory:"            # the tuning database: a path, ":memory:", or an open TuningDB
 
     def __post_init__(self):
         if self.mode not in MODES:

@@ -35,12 +35,13 @@ import sqlite3
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from .db import TuningDB
-from .measure import OK, SKIPPED, Measurement, prepare, sample_round_robin
+from .measure import OK, SKIPPED, Measurement, begin, sample_round_robin
 from .registry import Impl, Registry
 from .registry import registry as global_registry
 from .settings import Settings
@@ -99,56 +100,70 @@ def _candidate_signature(cands) -> str:
     return json.dumps([[impl.name, config_json(cfg), impl.source_hash] for impl, cfg in cands])
 
 
+@dataclass(frozen=True)
+class Verifier:
+    """How candidates are checked, grouped: every field is optional.
+
+    reference: `(op, problem, *arrays) -> expected output`; None: candidates are not verified.
+    error:     `(out, ref, problem) -> float` (default: max abs error / max |ref|).
+    tolerance: `(impl, problem) -> float` allowed error (default: `impl.tolerance`).
+    make_args: `(op, problem) -> arrays`, used when a problem must be measured without arrays.
+    """
+
+    reference: Callable | None = None
+    error: Callable | None = None
+    tolerance: Callable | None = None
+    make_args: Callable | None = None
+
+
 class Tuner:
     """Generic auto-tuner.
 
     registry:    a `Registry` (default: the global one).
-    reference:   `(op, problem, *arrays) -> expected output` used to verify candidates, or None.
-    error:       `(out, ref, problem) -> float` (default: max abs error / max |ref|).
-    tolerance:   `(impl, problem) -> float` allowed error (default: `impl.tolerance`).
-    fingerprint: a dict describing the machine, or a zero-argument callable returning one.
-    db:          a `TuningDB`, a path, or a zero-argument callable returning either (default: memory).
-    settings:    a `Settings`, or a zero-argument callable returning one (default: `Settings()`).
-    make_args:   `(op, problem) -> arrays`, used when a problem must be measured without arrays.
-    Fingerprint, DB and settings are resolved on first use (so constructing a Tuner is free).
+    verifier:    a `Verifier` (default: none; nothing is verified).
+    fingerprint: a dict describing the machine, or a callable `(problem or None) -> dict`
+                 (a problem's device may add to the host's description; None asks for the host's).
+    settings:    a `Settings` (its `db` names the tuning database), or a zero-argument callable
+                 returning one (default: `Settings()`).
+    Fingerprints, DB and settings are resolved on first use (so constructing a Tuner is free).
     """
 
-    def __init__(self, registry: Registry | None = None, *, reference=None, error=None, tolerance=None,
-                 fingerprint=None, db=None, settings=None, make_args=None):
+    def __init__(self, registry: Registry | None = None, verifier: Verifier | None = None, *,
+                 fingerprint=None, settings=None):
         self.registry = registry if registry is not None else global_registry
-        self.reference = reference
-        self.error = error or (lambda out, ref, problem: rel_error(out, ref))
-        self.tolerance = tolerance or (lambda impl, problem: impl.tolerance)
-        self.make_args = make_args
+        v = verifier or Verifier()
+        self.reference = v.reference
+        self.error = v.error or (lambda out, ref, problem: rel_error(out, ref))
+        self.tolerance = v.tolerance or (lambda impl, problem: impl.tolerance)
+        self.make_args = v.make_args
         self._fingerprint_src = fingerprint
-        self._db_src = db
         self._settings_src = settings
-        self._fingerprint = self._fp = self._db = self._settings = None
+        self._db = self._settings = None
+        self._fps: dict = {}              # fingerprint json -> (hash, info)
         self._overrides: list[Settings] = []
         self._memory: dict = {}
         self._lock = threading.RLock()
-        self._fp_stored = False
+        self._fp_stored: set = set()
         self.measured = 0                 # candidates measured by this tuner (tests read it)
 
     # -- lazily resolved parts ---------------------------------------------------------------
-    @property
-    def fingerprint(self) -> dict:
-        if self._fingerprint is None:
-            src = self._fingerprint_src
-            self._fingerprint = dict((src() if callable(src) else src) or {})
-        return self._fingerprint
+    def fingerprint(self, problem=None) -> dict:
+        """The machine description rows of `problem` are keyed by (the host's for None)."""
+        src = self._fingerprint_src
+        return dict((src(problem) if callable(src) else src) or {})
 
-    @property
-    def fp(self) -> str:
-        if self._fp is None:
-            self._fp = fingerprint_hash(self.fingerprint)
-        return self._fp
+    def fp(self, problem=None) -> str:
+        info = self.fingerprint(problem)
+        text = json.dumps(info, sort_keys=True, default=str)
+        hit = self._fps.get(text)
+        if hit is None:
+            hit = self._fps[text] = (fingerprint_hash(info), info)
+        return hit[0]
 
     @property
     def db(self) -> TuningDB:
         if self._db is None:
-            src = self._db_src
-            src = src() if callable(src) else src
+            src = self.settings.db
             self._db = src if isinstance(src, TuningDB) else TuningDB(src or ":memory:")
         return self._db
 
@@ -181,14 +196,14 @@ class Tuner:
         except sqlite3.Error as e:
             warnings.warn(f"nbconv tuning database {self.db.path!r} failed ({type(e).__name__}: {e}); "
                           "continuing with an in-memory database", RuntimeWarning, stacklevel=3)
-            self._db, self._fp_stored = TuningDB(":memory:"), False
+            self._db, self._fp_stored = TuningDB(":memory:"), set()
             return default
 
     # -- the public entry points -------------------------------------------------------------
     def run(self, op: str, problem, *arrays):
         """Select (tuning on these arrays if needed) and run."""
         d = self.select(op, problem, arrays)
-        return d.impl.fn(*arrays, problem, **d.config)
+        return d.impl.bind(arrays, problem, d.config)()
 
     def select(self, op: str, problem, arrays=None, *, retune: bool = False) -> Decision:
         s = self.settings
@@ -229,7 +244,7 @@ class Tuner:
             return Decision(op, key, *cands[0], "priority", note=note)
         sig = _candidate_signature(cands)
         if not retune:
-            row = self._db_do("decision", key, self.fp, op)
+            row = self._db_do("decision", key, self.fp(problem), op)
             if row is not None and row["candidates"] == sig:
                 d = self._from_row(op, key, cands, row, note)
                 if d is not None:
@@ -241,7 +256,8 @@ class Tuner:
         if any(r["status"] == SKIPPED for r in rows.values()):
             return d        # provisional: the next process measures the skipped ones and decides
         self._db_do("put_decision", {
-            "key": key, "fp": self.fp, "op": op, "impl": d.impl.name, "config": config_json(d.config),
+            "key": key, "fp": self.fp(problem), "op": op, "impl": d.impl.name,
+            "config": config_json(d.config),
             "tie": int(d.tie), "partner_impl": d.partner[0] if d.partner else None,
             "partner_config": config_json(d.partner[1]) if d.partner else None,
             "margin": d.margin, "p_value": d.p_value, "candidates": sig, "created": time.time(),
@@ -262,7 +278,7 @@ class Tuner:
     def _estimate(self, op, problem, key, cands, note) -> Decision:
         # 1. stored timings of this problem on this machine covering every candidate (stale
         #    source hashes included: an edited kernel is still roughly as fast): fastest median
-        stored = self._db_do("measurements", key, self.fp, op, default={}) or {}
+        stored = self._db_do("measurements", key, self.fp(problem), op, default={}) or {}
         rows = [stored.get((impl.name, config_json(cfg))) for impl, cfg in cands]
         if all(r is not None and r["status"] != SKIPPED for r in rows):
             timed = [(median(json.loads(r["samples"])), -impl.priority, impl.name, idx)
@@ -291,7 +307,8 @@ class Tuner:
         stored row (same source hash and not skipped for lack of budget)."""
         s = self.settings
         key = problem.key()
-        stored = {} if retune else (self._db_do("measurements", key, self.fp, op, default={}) or {})
+        fp = self.fp(problem)
+        stored = {} if retune else (self._db_do("measurements", key, fp, op, default={}) or {})
         rows, todo = {}, []
         for impl, cfg in cands:
             r = stored.get((impl.name, config_json(cfg)))
@@ -320,17 +337,19 @@ class Tuner:
             if i > 0 and time.perf_counter() - start > s.shape_budget_s:
                 m.status, m.reason = SKIPPED, f"shape budget of {s.shape_budget_s:g} s spent"
                 continue
-            call = functools.partial(impl.fn, *arrays, problem, **cfg)
             self.measured += 1
-            if prepare(call, m, sync=impl.sync, check=self._checker(impl, problem, reference, s), settings=s):
-                ready.append((call, m, impl.sync))
+            timer = impl.clock()
+            call = begin(functools.partial(impl.bind, arrays, problem, cfg), m, timer=timer,
+                         check=self._checker(impl, problem, reference, s), settings=s)
+            if call is not None:
+                ready.append((call, m, timer))
         sample_round_robin(ready, s)       # interleaved: load changes hit every candidate alike
         new = []
         for impl, cfg, m in done:
-            row = self._row(key, op, m)
+            row = self._row(key, fp, op, m)
             rows[(impl.name, config_json(cfg))] = row
             new.append(row)
-        self._store_fingerprint()
+        self._store_fingerprint(problem)
         self._db_do("put_measurements", new)
         return rows
 
@@ -348,17 +367,18 @@ class Tuner:
             return True, err, ""
         return check
 
-    def _row(self, key, op, m: Measurement) -> dict:
-        return {"key": key, "fp": self.fp, "op": op, "impl": m.impl, "config": config_json(m.config),
+    def _row(self, key, fp, op, m: Measurement) -> dict:
+        return {"key": key, "fp": fp, "op": op, "impl": m.impl, "config": config_json(m.config),
                 "source_hash": m.source_hash, "status": m.status, "reason": m.reason,
                 "compile_s": m.compile_s, "samples": json.dumps(m.samples),
                 "median_s": m.median_s, "spread": m.spread, "error": m.error, "inner": m.inner,
                 "created": time.time()}
 
-    def _store_fingerprint(self):
-        if not self._fp_stored:
-            self._db_do("put_fingerprint", self.fp, self.fingerprint)
-            self._fp_stored = True
+    def _store_fingerprint(self, problem):
+        fp = self.fp(problem)
+        if fp not in self._fp_stored:
+            self._db_do("put_fingerprint", fp, self.fingerprint(problem))
+            self._fp_stored.add(fp)
 
     def choose(self, op, key, cands, rows, s: Settings | None = None, note="") -> Decision:
         """The decision rule (module docstring, step 6) over measured rows."""
@@ -409,7 +429,7 @@ class Tuner:
         if cands and measure:
             rows = self.ensure_measured(op, problem, cands, arrays)
         elif cands:
-            stored = self._db_do("measurements", key, self.fp, op, default={}) or {}
+            stored = self._db_do("measurements", key, self.fp(problem), op, default={}) or {}
             rows = {k: r for k, r in stored.items()
                     if any(i.name == k[0] and i.source_hash == r["source_hash"] for i, _ in cands)}
         decision, err = None, ""
@@ -440,5 +460,5 @@ class Tuner:
 
     def records(self, *, all_machines: bool = False, op: str | None = None) -> list[dict]:
         """Every stored measurement joined with its decision (see `TuningDB.records`), for this
-        machine's fingerprint unless all_machines."""
-        return self._db_do("records", None if all_machines else self.fp, op, default=[]) or []
+        machine's (host) fingerprint unless all_machines."""
+        return self._db_do("records", None if all_machines else self.fp(), op, default=[]) or []

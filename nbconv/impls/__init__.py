@@ -6,7 +6,7 @@ from . import (  # noqa: F401
     depthwise,
     gemm,
     local_gemm,
-    pool_fast,
+    pool_separable,
     tiled,
     winograd,
     winograd_tiled,

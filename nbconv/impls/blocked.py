@@ -18,7 +18,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import check_array, three
+from .arrays5d import check_array, three
 
 
 @njit(cache=True, inline="always")
@@ -157,7 +157,7 @@ def _configs(p: Problem):
     return [{"fb": 4}, {"fb": 16}]
 
 
-@register("conv", "blocked_direct", applies=_applies, configs=_configs, tolerance=1e-4, priority=5)
+@register("conv", applies=_applies, configs=_configs, tolerance=1e-4, priority=5)
 def blocked_direct(x, w, b, p: Problem, wb=8, fb=64):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)

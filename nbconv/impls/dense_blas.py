@@ -8,9 +8,9 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
+from .arrays5d import check_array
 from .gemm import par_dot
 from .parallel import numba_threads
-from .views import check_array
 
 
 def _applies(p: Problem):
@@ -19,7 +19,7 @@ def _applies(p: Problem):
     return True
 
 
-@register("dense", "blas_gemm", applies=_applies, tolerance=1e-4, priority=10)
+@register("dense", applies=_applies, tolerance=1e-4, priority=10)
 def dense_blas(x, w, b, p: Problem):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)

@@ -14,7 +14,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import check_array
+from .arrays5d import check_array
 
 TOLERANCE = 1e-4
 DTYPES = ("float32", "float64")
@@ -52,7 +52,7 @@ def _applies(p: Problem):
     return True
 
 
-@register("dense", "direct", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
+@register("dense", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
 def dense_direct(x, w, b, p: Problem) -> np.ndarray:
     """x (N, Cin) @ w (Cin, F) + b (F,); returns (N, F) of p.dtype."""
     x = check_array("x", x, p.input_shape, p)

@@ -14,7 +14,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import check_array, zero_pad5
+from .arrays5d import check_array, zero_pad5
 
 
 @njit(cache=True, inline="always")
@@ -220,8 +220,8 @@ def _configs(p: Problem):
     return [{"flat": False}, {"flat": True}] if _flat_ok(p) else [{"flat": False}]
 
 
-@register("conv", "depthwise_direct", applies=_applies, configs=_configs, tolerance=1e-4, priority=40)
-def depthwise(x, w, b, p: Problem, flat=False):
+@register("conv", applies=_applies, configs=_configs, tolerance=1e-4, priority=40)
+def depthwise_direct(x, w, b, p: Problem, flat=False):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)

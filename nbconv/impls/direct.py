@@ -15,7 +15,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import applies_common, check_array, three, view5, zero_pad5
+from .arrays5d import applies_common, check_array, three, view5, zero_pad5
 
 TOLERANCE = 1e-5
 
@@ -121,8 +121,18 @@ def _applies(p: Problem):
     return True
 
 
-@register("conv", "direct", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
-def conv_direct(x, w, b, p: Problem) -> np.ndarray:
+def _weights_first(w, b, p: Problem) -> np.ndarray | None:
+    """`prepare`: channels_first reads (F, Cg, KD, KH, KW), one scalar weight per output row pass."""
+    if p.channels_last:
+        return None
+    w = check_array("w", w, p.weight_shape, p)
+    kd, kh, kw = three(p.kernel, 1)
+    cg, f = p.in_channels // p.groups, p.out_channels
+    return np.ascontiguousarray(w.reshape(kd, kh, kw, cg, f).transpose(4, 3, 0, 1, 2))
+
+
+@register("conv", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0, prepare=_weights_first)
+def conv_direct(x, w, b, p: Problem, prepared=None) -> np.ndarray:
     """Grouped, strided, dilated conv of any rank 1-3, either layout; returns p.output_shape."""
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)
@@ -137,7 +147,6 @@ def conv_direct(x, w, b, p: Problem) -> np.ndarray:
         _conv_last(xp, w.reshape(kd, kh, kw, cg, f), b, view5(out, p, out=True),
                    sd, sh, sw, dd, dh, dw, p.groups)
     else:
-        # (KD, KH, KW, Cg, F) -> (F, Cg, KD, KH, KW): one scalar weight per output row pass
-        wt = np.ascontiguousarray(w.reshape(kd, kh, kw, cg, f).transpose(4, 3, 0, 1, 2))
+        wt = _weights_first(w, b, p) if prepared is None else prepared
         _conv_first(xp, wt, b, view5(out, p, out=True), sd, sh, sw, dd, dh, dw, p.groups)
     return out

@@ -22,8 +22,8 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
+from .arrays5d import check_array
 from .parallel import numba_threads
-from .views import check_array
 
 
 @njit(cache=True, parallel=True)
@@ -247,7 +247,7 @@ def _applies_im2col(p: Problem):
 im2col_gemm_configs = [{"cap_mb": 1}, {"cap_mb": 4}, {"cap_mb": 32}]
 
 
-@register("conv", "im2col_gemm", applies=_applies_im2col, configs=im2col_gemm_configs, tolerance=1e-4,
+@register("conv", applies=_applies_im2col, configs=im2col_gemm_configs, tolerance=1e-4,
           priority=10)
 def im2col_gemm(x, w, b, p: Problem, cap_mb=32):
     x = check_array("x", x, p.input_shape, p)
@@ -292,7 +292,7 @@ def _applies_1x1(p: Problem):
     return True
 
 
-@register("conv", "gemm_1x1", applies=_applies_1x1, tolerance=1e-4, priority=30)
+@register("conv", applies=_applies_1x1, tolerance=1e-4, priority=30)
 def gemm_1x1(x, w, b, p: Problem):
     """One GEMM, no lowering: a strided 1x1 reads a subsampled view (copied once, contiguous)."""
     x = check_array("x", x, p.input_shape, p)

@@ -16,7 +16,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import applies_common, check_array, three, view5, zero_pad5
+from .arrays5d import applies_common, check_array, three, view5, zero_pad5
 
 TOLERANCE = 1e-5
 
@@ -57,7 +57,7 @@ def _applies(p: Problem):
     return True
 
 
-@register("local", "direct", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
+@register("local", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
 def local_direct(x, w, b, p: Problem) -> np.ndarray:
     """Locally-connected layer of any rank 1-3, either layout; returns p.output_shape."""
     x = check_array("x", x, p.input_shape, p)

@@ -15,7 +15,7 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
-from .views import check_array, three
+from .arrays5d import check_array, three
 
 
 @njit(cache=True, parallel=True)
@@ -61,7 +61,7 @@ def _applies(p: Problem):
     return True
 
 
-@register("local", "batched_gemm", applies=_applies, tolerance=1e-4, priority=10)
+@register("local", applies=_applies, tolerance=1e-4, priority=10)
 def local_gemm(x, w, b, p: Problem):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)

@@ -19,7 +19,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
-from .views import applies_common, check_array, three, view5
+from .arrays5d import applies_common, check_array, three, view5
 
 TOLERANCE = 1e-5
 
@@ -171,13 +171,13 @@ def _pool(x, p: Problem, is_max: bool) -> np.ndarray:
 
 
 # max is exact (it picks an input value); the tolerance only leaves room for the tuner's check
-@register("maxpool", "direct", applies=_applies, configs=[{}], tolerance=1e-6, priority=0)
+@register("maxpool", applies=_applies, configs=[{}], tolerance=1e-6, priority=0)
 def maxpool_direct(x, p: Problem) -> np.ndarray:
     """Max pooling of any rank 1-3, either layout; pads are ignored (as -inf)."""
     return _pool(x, p, True)
 
 
-@register("avgpool", "direct", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
+@register("avgpool", applies=_applies, configs=[{}], tolerance=TOLERANCE, priority=0)
 def avgpool_direct(x, p: Problem) -> np.ndarray:
     """Average pooling of any rank 1-3, either layout; divides by the count of in-bounds cells."""
     return _pool(x, p, False)

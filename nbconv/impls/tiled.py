@@ -23,6 +23,7 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from .arrays5d import applies_common, check_array, three
 from .layout import to_channels_first, to_channels_last
 from .scratch import scratch
 from .simd import (
@@ -36,7 +37,6 @@ from .simd import (
     tile_new,
     tile_store,
 )
-from .views import applies_common, check_array, three
 
 
 @njit(cache=True, inline="always")
@@ -280,13 +280,13 @@ def _run(name, depthwise, x, w, b, p: Problem, wb, fb, stream, channel_outer):
     return y if p.channels_last else to_channels_first(y, p)
 
 
-@register("conv", "tiled_direct", applies=lambda p: _applies(p, False), tolerance=1e-4, priority=20,
+@register("conv", applies=lambda p: _applies(p, False), tolerance=1e-4, priority=20,
           configs=lambda p: _configs_for(p.out_channels, p, _DENSE_SHAPES, dense=True))
 def tiled_direct(x, w, b, p: Problem, wb=None, fb=None, stream=False, channel_outer=False):
     return _run("tiled_direct", False, x, w, b, p, wb, fb, stream, channel_outer)
 
 
-@register("conv", "depthwise_tiled", applies=lambda p: _applies(p, True),
+@register("conv", applies=lambda p: _applies(p, True),
           configs=lambda p: _configs_for(p.out_channels, p, _DEPTHWISE_SHAPES), tolerance=1e-4, priority=45)
 def depthwise_tiled(x, w, b, p: Problem, wb=None, fb=None, stream=False, channel_outer=False):
     return _run("depthwise_tiled", True, x, w, b, p, wb, fb, stream, channel_outer)

@@ -20,7 +20,7 @@ from tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
-from .views import check_array
+from .arrays5d import check_array
 
 # Transform matrices (NOTES.md; Lavin & Gray 2016).
 _F2 = {
@@ -175,14 +175,21 @@ def transform_weights(w, g, dtype=None):
     return u.reshape(len(g) ** 2, *w.shape[2:])
 
 
-def _run(x, w, b, p: Problem, mats, tiles):
+def _transform(mats):
+    """`prepare` for one tile size: the transformed weights U, made once per weights."""
+    def prepare(w, b, p: Problem, **config):
+        w = check_array("w", w, p.weight_shape, p)
+        return transform_weights(w, mats["g"], np.dtype(p.dtype))
+    return prepare
+
+
+def _run(x, w, b, p: Problem, mats, tiles, prepared):
     x = check_array("x", x, p.input_shape, p)
-    w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
     if not (isinstance(tiles, int) and tiles >= 1):
         raise ValueError(f"winograd: `tiles` must be a positive int. Received: tiles={tiles!r}")
     dt = np.dtype(p.dtype)
-    u = transform_weights(w, mats["g"], dt)
+    u = _transform(mats)(w, b, p) if prepared is None else prepared
     bt = np.asarray(mats["bt"], dt)
     at = np.asarray(mats["at"], dt)
     xl = x if p.channels_last else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
@@ -196,18 +203,15 @@ def _run(x, w, b, p: Problem, mats, tiles):
 _TILES = [{"tiles": 16}, {"tiles": 64}, {"tiles": 256}]
 
 
-@register("conv", "winograd_f2x2_3x3", applies=_applies, configs=_TILES, tolerance=2e-4,
-          priority=20)
-def winograd_f2x2(x, w, b, p: Problem, tiles=64):
-    return _run(x, w, b, p, _F2, tiles)
+# Input tiles are combined before the products (mixes_tiles): one NaN/Inf spreads over its whole
+# output tile, so nbconv.ops redoes such a non-finite result with a kernel that does not mix.
+@register("conv", applies=_applies, configs=_TILES, tolerance=2e-4, priority=20, mixes_tiles=True,
+          prepare=_transform(_F2))
+def winograd_f2x2_3x3(x, w, b, p: Problem, tiles=64, prepared=None):
+    return _run(x, w, b, p, _F2, tiles, prepared)
 
 
-@register("conv", "winograd_f4x4_3x3", applies=_applies, configs=_TILES, tolerance=1e-3,
-          priority=25)
-def winograd_f4x4(x, w, b, p: Problem, tiles=64):
-    return _run(x, w, b, p, _F4, tiles)
-
-
-# Input tiles are combined before the products: one NaN/Inf spreads over its whole output tile,
-# so the layers redo such a non-finite result with `direct` (nbconv.layers.conv.run_conv).
-winograd_f2x2.mixes_tiles = winograd_f4x4.mixes_tiles = True
+@register("conv", applies=_applies, configs=_TILES, tolerance=1e-3, priority=25, mixes_tiles=True,
+          prepare=_transform(_F4))
+def winograd_f4x4_3x3(x, w, b, p: Problem, tiles=64, prepared=None):
+    return _run(x, w, b, p, _F4, tiles, prepared)

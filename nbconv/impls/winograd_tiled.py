@@ -1,6 +1,6 @@
 """Winograd F(4x4,3x3) with the transformed-domain products on register tiles.
 
-The same algorithm as `winograd.winograd_f4x4` (tolerance 1e-3), organised for speed:
+The same algorithm as `winograd.winograd_f4x4_3x3` (tolerance 1e-3), organised for speed:
 - the input is copied once into a zero-padded buffer, so every 6x6 input tile is whole and the
   transforms are straight-line code over channel vectors (the generic version's coefficient
   loops ran at about 25 GFLOP/s and took a third of res3a's batch-1 time);
@@ -23,11 +23,11 @@ from numba import njit, prange
 from tuner.registry import register
 
 from ..spec import Problem
+from .arrays5d import check_array
 from .layout import to_channels_first, to_channels_last
 from .scratch import scratch
 from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_store
 from .tiled import whole_vectors
-from .views import check_array
 from .winograd import _F4, _weights
 from .winograd import _applies as _winograd_applies
 
@@ -188,8 +188,19 @@ def _applies(p: Problem):
     return whole_vectors("winograd_f4x4_tiled", p)
 
 
-@register("conv", "winograd_f4x4_tiled", applies=_applies, configs=_configs, tolerance=1e-3, priority=30)
-def winograd_f4x4_tiled(x, w, b, p: Problem, wb=None, fb=None, tiles=None):
+def _transform(w, b, p: Problem, **config):
+    """`prepare`: the transformed weights U (36, C, F), made once per weights."""
+    w = check_array("w", w, p.weight_shape, p)
+    c, f = p.in_channels, p.out_channels
+    u = np.empty((36, c, f), p.dtype)
+    _weights(w.reshape(3, 3, c * f), np.asarray(_F4["g"], np.float64), u.reshape(36, c * f))
+    return u
+
+
+# mixes_tiles as winograd's: a NaN/Inf spreads over its output tile; nbconv.ops redoes such results.
+@register("conv", applies=_applies, configs=_configs, tolerance=1e-3, priority=30, mixes_tiles=True,
+          prepare=_transform)
+def winograd_f4x4_tiled(x, w, b, p: Problem, wb=None, fb=None, tiles=None, prepared=None):
     lane = lanes(np.dtype(p.dtype).itemsize)
     if wb is None or fb is None or tiles is None:     # the first config's (the tuner passes all)
         cfg = (_configs(p) or [{"wb": 8, "fb": lane, "tiles": 64}])[0]
@@ -204,12 +215,10 @@ def winograd_f4x4_tiled(x, w, b, p: Problem, wb=None, fb=None, tiles=None):
     if not (isinstance(tiles, int) and tiles >= 1):
         raise ValueError(f"winograd_f4x4_tiled: `tiles` must be a positive int. Received: tiles={tiles!r}")
     x = check_array("x", x, p.input_shape, p)
-    w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
     dt = np.dtype(p.dtype)
     c, f = p.in_channels, p.out_channels
-    u = scratch("winograd_u", (36, c, f), dt)
-    _weights(w.reshape(3, 3, c * f), np.asarray(_F4["g"], np.float64), u.reshape(36, c * f))
+    u = _transform(w, b, p) if prepared is None else prepared
     (oh, ow), (ph, pw) = p.out_spatial, (p.pads[0][0], p.pads[1][0])
     th, tw = -(-oh // 4), -(-ow // 4)
     xp = scratch("winograd_xp", (p.batch, 4 * th + 2, 4 * tw + 2, c), dt)
@@ -221,6 +230,3 @@ def winograd_f4x4_tiled(x, w, b, p: Problem, wb=None, fb=None, tiles=None):
     _kernel(wb, fb)(xp, u, b, y, v1, m1, np.array([2, 4, 5, 8], dt))
     return y if p.channels_last else to_channels_first(y, p)
 
-
-# As winograd's: a NaN/Inf spreads over its output tile; the layers redo such results directly.
-winograd_f4x4_tiled.mixes_tiles = True

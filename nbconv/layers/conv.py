@@ -1,10 +1,7 @@
 """Conv1D/2D/3D: one BaseConv(rank), Keras 3 arguments, through `nbconv.ops.conv`."""
 from __future__ import annotations
 
-import math
 import numbers
-
-import numpy as np
 
 from .. import ops
 from ..spec import make_problem
@@ -18,32 +15,6 @@ def conv_output_length(length, k, s, d, padding):
         return None
     ke = (k - 1) * d + 1
     return (length - ke) // s + 1 if padding == "valid" else (length - 1) // s + 1
-
-
-def mixes_tiles(fn) -> bool:
-    """Whether a conv kernel combines a tile of inputs before multiplying (Winograd, FFT).
-
-    Such kernels spread one NaN/Inf over a tile; they say so with a `mixes_tiles` attribute.
-    """
-    return bool(getattr(fn, "mixes_tiles", False))
-
-
-def run_conv(mixes_cache, key, x, w, b, p):
-    """`ops.conv`, with NaN/Inf landing where the reference puts them.
-
-    A NaN/Inf input or weight makes a tile-mixing kernel spread it over its whole tile (the reference
-    spreads it only to the windows that read it): when such a kernel returns a non-finite output,
-    the call is redone with the always-applicable `direct` kernel. `mixes_cache` maps `key` (cheaper
-    to hash than the Problem; the caller's input shape) -> bool.
-    """
-    y = ops.conv(x, w, b, p)
-    mixes = mixes_cache.get(key)
-    if mixes is None:
-        mixes = mixes_cache[key] = mixes_tiles(ops.chosen("conv", p)[0])
-    if mixes and not math.isfinite(np.add.reduce(y, axis=None)):
-        with ops.tuning(force="direct"):
-            y = ops.conv(x, w, b, p)
-    return y
 
 
 class BaseConv(Layer):
@@ -83,7 +54,6 @@ class BaseConv(Layer):
         self._min_ndim = rank + 2
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         self._kernel = self._bias = None
-        self._mixes = {}
 
     # -- shapes --------------------------------------------------------------------------
     def _spatial(self, shape):
@@ -152,8 +122,7 @@ class BaseConv(Layer):
         return p
 
     def call(self, x):
-        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias,
-                                        self._problem(x.shape)))
+        return self.activation(ops.conv(x, self._kernel, self._bias, self._problem(x.shape)))
 
     def get_config(self):
         config = super().get_config()

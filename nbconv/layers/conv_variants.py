@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..spec import effective_kernel, make_problem
 from . import activations, initializers
 from .args import check_bool, positive_int, standardize_data_format, standardize_padding, standardize_tuple
 from .base import Layer, keep_object, serialize_object
-from .conv import conv_output_length, run_conv
+from .conv import conv_output_length
 
 
 class _ConvLike(Layer):
@@ -33,7 +34,6 @@ class _ConvLike(Layer):
         self.bias_constraint = keep_object(bias_constraint, "constraint")
         self._min_ndim = rank + 2
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
-        self._mixes = {}
 
     def _split(self, shape):
         if self.data_format == "channels_last":
@@ -137,7 +137,7 @@ class BaseDepthwiseConv(_ConvLike):
                 "conv", x.shape, rank=self.rank, kernel=self.kernel_size, strides=self.strides,
                 dilation=self.dilation_rate, padding=self.padding, out_channels=c * self.depth_multiplier,
                 groups=c, layout=self.data_format, dtype=self.dtype)
-        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias, p))
+        return self.activation(ops.conv(x, self._kernel, self._bias, p))
 
     def get_config(self):
         config = self._base_config()
@@ -230,8 +230,8 @@ class BaseSeparableConv(_ConvLike):
             p2 = make_problem("conv", p1.output_shape, rank=self.rank, kernel=(1,) * self.rank,
                               out_channels=self.filters, layout=self.data_format, dtype=self.dtype)
             ps = self._problems[x.shape] = (p1, p2)
-        mid = run_conv(self._mixes, x.shape, x, self._dw, self._dw_bias, ps[0])
-        return self.activation(run_conv(self._mixes, (x.shape, 1), mid, self._pw, self._bias, ps[1]))
+        mid = ops.conv(x, self._dw, self._dw_bias, ps[0])
+        return self.activation(ops.conv(mid, self._pw, self._bias, ps[1]))
 
     def get_config(self):
         config = self._base_config()
@@ -363,7 +363,7 @@ class BaseConvTranspose(_ConvLike):
                 (slice(None), slice(None), *steps)
             z[index] = x
             x = z
-        return self.activation(run_conv(self._mixes, x.shape, x, self._kernel, self._bias, p))
+        return self.activation(ops.conv(x, self._kernel, self._bias, p))
 
     def get_config(self):
         config = self._base_config()

@@ -89,11 +89,11 @@ def _separable(x, p: Problem, is_max: bool):
     return cur
 
 
-@register("maxpool", "separable", applies=_applies, tolerance=1e-6, priority=5)
+@register("maxpool", applies=_applies, tolerance=1e-6, priority=5)
 def maxpool_separable(x, p: Problem):
     return _separable(x, p, True)
 
 
-@register("avgpool", "separable", applies=_applies, tolerance=1e-5, priority=5)
+@register("avgpool", applies=_applies, tolerance=1e-5, priority=5)
 def avgpool_separable(x, p: Problem):
     return _separable(x, p, False)

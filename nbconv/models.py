@@ -1,4 +1,4 @@
-"""`Sequential`: a stack of nbconv layers with Keras 3's API and summary table (spec §10)."""
+"""`Sequential`: a stack of nbconv layers with Keras 3's API and its `summary()` table."""
 from __future__ import annotations
 
 import math

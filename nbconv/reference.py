@@ -49,7 +49,8 @@ def conv(x, w, b, p: Problem):
 
 
 def pool(x, p: Problem):
-    """Max or average pooling; padded cells are not values (spec §3.3)."""
+    """Max or average pooling; padded cells are not values (max ignores them, avg divides by the
+    number of real cells in each window)."""
     x = _to_last(np.asarray(x, np.float64), p)
     r = p.rank
     axes = tuple(range(-r, 0))

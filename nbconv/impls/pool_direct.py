@@ -1,4 +1,4 @@
-"""Direct max and average pooling with Keras's pad semantics (spec §3.3), every rank, both layouts.
+"""Direct max and average pooling with Keras's pad semantics, every rank, both layouts.
 
 Pads are never values: each window is clipped to the input bounds, max takes the max over the
 in-bounds cells only, average divides their sum by their count. (A window with no in-bounds cell,

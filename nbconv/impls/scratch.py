@@ -1,10 +1,9 @@
 """Per-thread scratch buffers, reused across calls, for a kernel's temporaries.
 
 glibc's malloc serves large blocks by mmap and unmaps them on free (or trims its heap), so a
-fresh multi-MB temporary is page-faulted in on every call: winograd_f4x4_tiled on vgg3x3 at
-batch 1 took 1.35 ms that way against 0.54 ms with MALLOC_MMAP_THRESHOLD_ raised (measured;
-it depended on the allocator's history, so timings flipped between runs). A reused buffer
-faults once. Each thread keeps the largest block it has needed per name.
+fresh multi-MB temporary is page-faulted in on every call: that can more than double the time of
+a memory-bound call such as winograd_f4x4_tiled at batch 1, and since it depends on the
+allocator's history, timings flip between runs. A reused buffer faults once. Each thread keeps the largest block it has needed per name.
 """
 from __future__ import annotations
 

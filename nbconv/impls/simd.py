@@ -1,8 +1,8 @@
 """Register tiles for Numba kernels: a (WB, FB) accumulator tile held in vector registers.
 
 Written as loops, a small accumulator tile defeats LLVM: its vectorisers picked the tile's
-column axis with gathers, or the reduction loop, and ran at 10-25 GFLOP/s where the tile below
-runs at 100-300 (measured on the reference shapes). These intrinsics emit the vector code
+column axis with gathers, or the reduction loop, and ran about ten times slower than the tile
+below on the reference shapes. These intrinsics emit the vector code
 directly: the tile is a stack array that LLVM promotes to registers because every access has a
 constant offset; loads and stores are unaligned vectors of LANES elements. WB and FB must be
 compile-time constants (closure variables of the kernel factory) and FB a multiple of LANES.

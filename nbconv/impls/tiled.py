@@ -80,8 +80,8 @@ def _kernel(wb, fb, depthwise, stream, channel_outer, simd_source=SOURCE_HASH):
         nf = f_ // fb
         for tt in prange(ntiles * nf):
             # channel_outer: a thread walks its tiles per block of output channels, so that
-            # block's weights stay in its L2 (inception5a 7x7, 1.8 MB of weights: 0.22 ->
-            # 0.18 ms); else a tile's blocks follow each other and share its input lines
+            # block's weights stay in its L2 (about 20 % faster with 1.8 MB of weights);
+            # else a tile's blocks follow each other and share its input lines
             if not channel_outer:
                 t, fi = tt // nf, tt % nf
             else:
@@ -164,12 +164,12 @@ _DEPTHWISE_SHAPES = ((3, 8), (2, 8), (4, 6), (1, 16))
 
 
 # Outputs larger than this get a streaming-store variant of the first tile to measure: it
-# writes without first reading each line into the cache (on a 166 MB output, 30 -> 42 GFLOP/s).
+# writes without first reading each line into the cache (about 40 % faster on a 166 MB output).
 STREAM_MIN_BYTES = 8 << 20
 
 
 # Weights at least this large get a channel-outer variant (dense only) to measure: each
-# thread's share of them then has to stay in its 2 MB L2 (this machine) rather than all of them.
+# thread's share of them then has to stay in its L2 rather than all of them.
 CHANNEL_OUTER_MIN_BYTES = 1 << 20
 
 
@@ -183,7 +183,7 @@ def _configs_for(channels, p: Problem, shapes, dense=False):
     ow = p.out_spatial[-1]
     if dense and ow < 16 and all(c["wb"] != ow for c in out):
         # a narrow output row as one tile: 7 columns in tiles of 6 leave a 1-column tile that
-        # costs nearly a whole one (inception5a, 7x7: 182 -> 193 and 209 -> 240 GFLOP/s)
+        # costs nearly a whole one (5-15 % on inception5a's 7x7 output)
         nv = out[0]["fb"] // lane
         while nv > 1 and nv * ow > 28:
             nv //= 2
@@ -191,7 +191,7 @@ def _configs_for(channels, p: Problem, shapes, dense=False):
         out.append(best)
     elif dense and ow % best["wb"] and best["fb"] <= 2 * lane:
         # one or two vectors a row leave registers free for a wider tile: the widest that
-        # divides the row (conv5x5_28, 8 -> 14 columns: 233 -> 268 GFLOP/s at batch 8)
+        # divides the row (8 -> 14 columns on a 28-wide row: about 15 % faster)
         nv = best["fb"] // lane
         fits = [wb for wb in range(best["wb"] + 1, 28 // nv + 1) if ow % wb == 0]
         if fits:

@@ -22,7 +22,7 @@ from .. import threads
 from ..spec import Problem
 from .arrays5d import check_array
 
-# Transform matrices (NOTES.md; Lavin & Gray 2016).
+# Transform matrices (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks").
 _F2 = {
     "bt": [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]],
     "g": [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],

@@ -3,15 +3,15 @@
 The same algorithm as `winograd.winograd_f4x4_3x3` (tolerance 1e-3), organised for speed:
 - the input is copied once into a zero-padded buffer, so every 6x6 input tile is whole and the
   transforms are straight-line code over channel vectors (the generic version's coefficient
-  loops ran at about 25 GFLOP/s and took a third of res3a's batch-1 time);
+  loops do not vectorise and took a third of the whole call on a 3x3 ResNet layer);
 - the 36 products V[e] @ U[e] use `simd`'s register tiles, not BLAS: each is small (tiles x C
-  times C x K) and BLAS ran them at 120 GFLOP/s. Work items are (e, rows of tiles, block of
+  times C x K), where BLAS's per-call overhead and packing dominate. Work items are (e, rows of tiles, block of
   output channels) in e-major order, so each thread's share of U stays in its L2;
 - tiles go in chunks of `tiles` (sized so a chunk's V and M take about 4 MiB), each in three
   parallel phases (transform, products, inverse transform), so V and M stay in cache.
 Output channels must be a whole number of vectors; channels_first goes through a copy each
-way (`layout`). Measured max rel error vs float64, inputs and weights in [-1, 1]: 2.0e-6
-(C=3) to 1.3e-5 (C=512, 8x8 image), as the generic F(4x4).
+way (`layout`). Max rel error vs float64 with inputs and weights in [-1, 1] grows with C, from
+about 2e-6 (C=3) to about 1.3e-5 (C=512), as the generic F(4x4): the stated tolerance is 1e-3.
 """
 from __future__ import annotations
 
@@ -92,8 +92,8 @@ def _pad(x, xp, ph, pw):
 @functools.cache
 def _kernel(wb, fb, simd_source=SOURCE_HASH):
     # Loops over channels run over 1-D slices of flat arrays, indexed from 0: LLVM vectorises
-    # them (through 3-D views it did not, and the input transform alone took 0.19 ms of
-    # res3a's 0.4; rows taken by integer indices were 20 % slower overall than these slices).
+    # them (through 3-D views it did not, and the input transform alone took half the call;
+    # rows taken by integer indices were 20 % slower overall than these slices).
     @njit(parallel=True, cache=True)
     def kernel(xp, u, b, y, v1, m1, consts):
         """xp (N, 4*TH+2, 4*TW+2, C) zero-padded input; u (36, C, K); y (N, OH, OW, K);
@@ -160,8 +160,8 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
 
 # (vectors per tile row, tile rows), as tiled_direct's dense tiles
 _SHAPES = ((4, 6), (2, 8), (1, 16))
-# A chunk's V and M take 36 * tiles * (C + K) values: about 4 MiB measured best on res3a and
-# vgg at batch 8 (res3a: 112 tiles 2.98 ms, 250 tiles 6.5 ms; vgg: 227 tiles best).
+# A chunk's V and M take 36 * tiles * (C + K) values: about 4 MiB measured best on two 3x3
+# ResNet/VGG layers at batch 8 (chunks twice as large took twice as long per tile there).
 CHUNK_BYTES = (4 << 20, 1 << 20)
 
 

@@ -1,4 +1,7 @@
 """nbconv.ops dispatch through the tuner with the real registry, knobs and fingerprint."""
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
@@ -146,3 +149,114 @@ def test_first_call_with_non_finite_input_tunes_on_random_data():
     rows = [r for r in ops.records(op="conv") if r["key"] == p.key()]
     assert len(rows) == len(registry.candidates("conv", p))
     assert all(r["status"] == "ok" for r in rows), [(r["impl"], r["reason"]) for r in rows]
+
+
+# -- the kernel contract: device, prepare, mixes_tiles, timer ------------------------------------
+
+def test_the_device_is_part_of_the_problem_and_its_key():
+    from nbconv.spec import problem_from_key
+    assert CONV.device == "cpu" and CONV.key().endswith("/cpu")
+    assert problem_from_key(CONV.key()) == CONV
+    old = CONV.key().rsplit("/", 1)[0]                     # keys written before the device field
+    assert problem_from_key(old) == CONV
+    assert CONV.with_(device="cuda").key() != CONV.key()
+    with pytest.raises(ValueError, match=r"`device` must be one of .*Received: device='tpu'"):
+        CONV.with_(device="tpu")
+
+
+def test_fingerprints_grow_per_device_and_cpu_rows_keep_the_host_one(monkeypatch):
+    host = env.fingerprint()
+    assert env.fingerprint("cpu") == host and "device" not in host
+    with pytest.raises(ValueError, match="no backend describes device 'cuda'"):
+        env.fingerprint("cuda")
+    monkeypatch.setitem(env.DEVICE_INFO, "cuda", lambda: {"gpu": "Test GPU", "cc": "9.0"})
+    gpu = env.fingerprint("cuda")
+    assert gpu == {**host, "device": "cuda", "gpu": "Test GPU", "cc": "9.0"}
+    t = ops.tuner()
+    assert t.fp(CONV) == t.fp() != t.fp(CONV.with_(device="cuda"))
+
+
+def _counting_prepare(monkeypatch, name):
+    """Wrap a registered impl's prepare so the test can count its calls."""
+    impl = registry.get("conv", name)
+    calls = []
+
+    def prepare(*args, **kw):
+        calls.append(args[-1].key())
+        return impl.prepare(*args, **kw)
+    monkeypatch.setattr(registry, "_impls", {**registry._impls, "conv": {
+        **registry._impls["conv"], name: dataclasses.replace(impl, prepare=prepare)}})
+    return calls
+
+
+def test_prepared_weights_are_made_once_per_weights_and_decision(monkeypatch):
+    p = make_problem("conv", (1, 8, 8, 4), rank=2, kernel=(3, 3), padding="same", out_channels=4)
+    calls = _counting_prepare(monkeypatch, "winograd_f4x4_3x3")
+    x, w, b = ops.make_args("conv", p, seed=3)
+    with ops.tuning(mode="off", force="winograd_f4x4_3x3"):
+        y1 = ops.conv(x, w, b, p)
+        y2 = ops.conv(x, w, b, p)
+        y3 = ops.conv(x * 2, w, b, p)                      # new input, same weights: reused
+        assert len(calls) == 1
+        w2 = w * -1.0                                      # new weights (as set_weights makes)
+        y4 = ops.conv(x, w2, b, p)
+        assert len(calls) == 2
+    ref = reference.conv(x, w, b, p)
+    for y in (y1, y2):
+        assert reference.rel_error(y, ref) < 1e-3
+    assert reference.rel_error(y3, reference.conv(x * 2, w, b, p)) < 1e-3
+    assert reference.rel_error(y4, reference.conv(x, w2, b, p)) < 1e-3
+
+
+def test_prepare_is_not_timed_with_the_calls(monkeypatch):
+    """The tuner calls prepare once per candidate, apart from the timed calls."""
+    p = make_problem("conv", (1, 6, 6, 2), rank=2, kernel=(3, 3), padding="same", out_channels=2)
+    calls = _counting_prepare(monkeypatch, "winograd_f2x2_3x3")
+    x, w, b = ops.make_args("conv", p, seed=4)
+    d = ops.decision("conv", p, (x, w, b))
+    assert d.how == "measured"
+    n_configs = len(registry.get("conv", "winograd_f2x2_3x3").configs_for(p))
+    assert len(calls) == n_configs                         # one prepare per config, not per call
+
+
+def test_a_layer_decided_once_then_forced_to_winograd_puts_nan_where_the_reference_does():
+    """The NaN/Inf fallback follows the kernel actually run, not a cached flag of the layer."""
+    from nbconv.layers import Conv2D
+    conv = Conv2D(4, 3, padding="same")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 9, 9, 3)).astype("float32")
+    with ops.tuning(mode="off", force="conv_direct"):
+        conv(x)                                            # decided on a kernel that does not mix
+    x[1, 4, 4, 2] = np.nan
+    for impl in ("winograd_f4x4_3x3", "winograd_f2x2_3x3"):
+        with ops.tuning(mode="off", force=impl):
+            assert ops.decision("conv", conv._problem(x.shape)).impl.mixes_tiles
+            y = conv(x)
+        p = conv._problem(x.shape)
+        ref = reference.conv(x, conv.get_weights()[0], conv.get_weights()[1], p)
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+        assert np.isnan(y).sum() == 9 * 4
+    y = conv(x)                                            # and back outside the block
+    assert np.isnan(y).sum() == 9 * 4
+
+
+def test_an_impl_timer_measures_its_calls():
+    """A device plugs in its own clock (CUDA events): the tuner times with the impl's timer."""
+    from tuner import Registry, Settings, Tuner, register
+    reg, seen = Registry(), []
+
+    def timer(call, n):
+        for _ in range(n):
+            call()
+        seen.append(n)
+        return 1e-3 * n                                    # a fixed clock: every call takes 1 ms
+
+    register("op", "a", registry=reg, timer=timer)(lambda x, p: x + 1)
+    register("op", "b", registry=reg)(lambda x, p: x + 1)
+
+    class P:
+        def key(self):
+            return "k"
+    t = Tuner(reg, settings=Settings(min_sample_s=1e-4, min_samples=3, max_samples=3))
+    rows = t.ensure_measured("op", P(), reg.candidates("op", P()), (np.ones(3),))
+    samples = json.loads(rows[("a", "{}")]["samples"])
+    assert seen and samples == [1e-3] * 3 and rows[("a", "{}")]["compile_s"] == 1e-3

@@ -170,8 +170,9 @@ class Problem:
         """Minimum memory traffic: input, weights and output read or written once."""
         itemsize = itemsize or (8 if self.dtype == "float64" else 4)
         n = math.prod(self.input_shape) + math.prod(self.output_shape)
-        if self.weight_shape:
-            n += math.prod(self.weight_shape) + math.prod(self.bias_shape)
+        weights, bias = self.weight_shape, self.bias_shape
+        if weights is not None and bias is not None:
+            n += math.prod(weights) + math.prod(bias)
         return n * itemsize
 
     def with_(self, **changes) -> "Problem":
@@ -201,17 +202,17 @@ def problem_from_key(key: str) -> Problem:
     parts = key.split("/")
     device = parts.pop() if parts[-1] in DEVICES else "cpu"
     names = {v: k for k, v in _LAYOUT_NAMES.items() if k[1] > 0}
-    op, rank, dtype, layout_name, n, c, g = parts[:7]
-    rank = int(rank[1:])
+    op, r, dtype, layout_name, n, c, g = parts[:7]
+    rank = int(r[1:])
     c_in, c_out = (int(v) for v in c[1:].split("-"))
-    kw = dict(op=op, rank=rank, dtype=dtype, batch=int(n[1:]), in_channels=c_in,
-              out_channels=c_out, groups=int(g[1:]), device=device)
     if rank == 0:
-        return Problem(**kw)
+        return Problem(op=op, rank=0, dtype=dtype, batch=int(n[1:]), in_channels=c_in,
+                       out_channels=c_out, groups=int(g[1:]), device=device)
 
-    def ints(s, prefix):
+    def ints(s: str, prefix: str) -> tuple:
         return tuple(int(v) for v in s[len(prefix):].split("x"))
     s, k, st, d, p = parts[7:12]
     pads = tuple(tuple(int(v) for v in pair.split(":")) for pair in p[1:].split("x"))
-    return Problem(**kw, layout=names[layout_name][0], spatial=ints(s, "s"), kernel=ints(k, "k"),
-                   strides=ints(st, "st"), dilation=ints(d, "d"), pads=pads)
+    return Problem(op=op, rank=rank, dtype=dtype, batch=int(n[1:]), in_channels=c_in, out_channels=c_out,
+                   groups=int(g[1:]), device=device, layout=names[layout_name][0], spatial=ints(s, "s"),
+                   kernel=ints(k, "k"), strides=ints(st, "st"), dilation=ints(d, "d"), pads=pads)

@@ -115,3 +115,14 @@ def test_the_import_parser_sees_what_it_should():
     db_imports = _imports(ROOT / "tuner" / "db.py")
     assert any(top == "sqlite3" and module_level for top, _, _, module_level in db_imports)
     assert any(full == "nbconv.spec" for _, full, _, _ in _imports(ROOT / "nbconv" / "reference.py"))
+
+
+LINE_BUDGET = 300     # lines per non-kernel module: past it, a module holds more than one idea
+
+
+def test_non_kernel_modules_stay_under_the_line_budget():
+    """Kernel modules (nbconv/impls/) are as long as their loops need; every other module of the
+    library, the tuner, the reports and the benchmarks stays under LINE_BUDGET lines."""
+    over = [(_rel(f), n) for f in _modules("nbconv", "tuner", "reports", "benchmarks")
+            if not _rel(f).startswith("nbconv/impls/") and (n := len(f.read_text().splitlines())) > LINE_BUDGET]
+    assert over == [], f"over {LINE_BUDGET} lines: split by concern"

@@ -73,7 +73,7 @@ def force_impl() -> str | None:
 
 
 def tuning_db_path() -> str:
-    return os.environ.get("NBCONV_TUNING_DB", "").strip() or default_path()
+    return os.environ.get("NBCONV_TUNING_DB", "").strip() or default_path("nbconv")
 
 
 def set_tuning_db(path: str) -> None:

@@ -47,6 +47,15 @@ def test_tuner_imports_only_stdlib_and_numpy():
     assert bad == []
 
 
+def test_tuner_names_no_application():
+    """The generic tuner names no nbconv path, message or knob (code, comments and docstrings)."""
+    files = list(_modules("tuner"))
+    assert files
+    bad = [(_rel(f), n, line.strip()) for f in files
+           for n, line in enumerate(f.read_text().splitlines(), 1) if "nbconv" in line.lower()]
+    assert bad == []
+
+
 @pytest.mark.parametrize("name", ["nbconv/spec.py", "nbconv/reference.py"])
 def test_spec_and_reference_import_numpy_only(name):
     path = ROOT / name

@@ -4,6 +4,7 @@ Fake kernels busy-wait a fixed time; where a test needs a specific winner the tw
 20x, so that scheduler preemption on a loaded machine (4 ms ticks) cannot flip the order.
 Equal-speed kernels run the same code. The decision rule itself is tested on synthetic samples.
 """
+import copy
 import json
 import time
 
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
-from tuner import Impl, Registry, Settings, Tuner, Verifier, register
+from tuner import Impl, Registry, Settings, Tuner, Verifier, choose, register
+from tuner.explain import explain
 from tuner.measure import RAISED, SKIPPED, WRONG
 from tuner.stats import faster, mann_whitney_less, spread
 
@@ -95,9 +97,8 @@ def test_choose_significant_winner():
     reg = Registry()
     for name, prio in (("a", 5), ("b", 0)):
         reg.add(Impl("op", name, fn=None, applies=lambda p: True, priority=prio))
-    t = make_tuner(reg)
     base = [1.0, 1.01, 0.99, 1.02, 0.98]
-    d = t.choose("op", "k", _cands(reg), _rows({"a": [2 * v for v in base], "b": base}))
+    d = choose(_cands(reg), _rows({"a": [2 * v for v in base], "b": base}), QUICK, op="op", key="k")
     assert (d.impl.name, d.tie, d.partner) == ("b", False, ("a", {}))
     assert d.margin == pytest.approx(2.0) and d.p_value < 0.01
 
@@ -106,18 +107,17 @@ def test_choose_tie_goes_to_priority_then_name_and_records_partner():
     reg = Registry()
     for name, prio in (("zeta", 5), ("alpha", 0), ("beta", 0)):
         reg.add(Impl("op", name, fn=None, applies=lambda p: True, priority=prio))
-    t = make_tuner(reg)
     same = [1.0, 1.01, 0.99, 1.02, 0.98]
     # zeta's median is 0.5 % slower: not significant at a 2 % minimum gain -> tie, zeta wins on priority
-    d = t.choose("op", "k", _cands(reg), _rows({"zeta": [v * 1.005 for v in same], "alpha": same,
-                                                 "beta": [v * 3 for v in same]}))
+    d = choose(_cands(reg), _rows({"zeta": [v * 1.005 for v in same], "alpha": same,
+                                   "beta": [v * 3 for v in same]}), QUICK)
     assert (d.impl.name, d.tie, d.partner, d.tied) == ("zeta", True, ("alpha", {}), (("alpha", {}),))
     assert d.p_value >= QUICK.alpha               # the p-value shown is the one that made the tie
     # equal priority: the name breaks the tie, whichever median is lower
     reg2 = Registry()
     for name in ("b", "a"):
         reg2.add(Impl("op", name, fn=None, applies=lambda p: True))
-    d2 = t.choose("op", "k", _cands(reg2), _rows({"a": [v * 1.004 for v in same], "b": same}))
+    d2 = choose(_cands(reg2), _rows({"a": [v * 1.004 for v in same], "b": same}), QUICK)
     assert (d2.impl.name, d2.tie, d2.partner, d2.tied) == ("a", True, ("b", {}), (("b", {}),))
     assert d2.margin == pytest.approx(1 / 1.004)
 
@@ -126,13 +126,32 @@ def test_choose_never_picks_a_failed_candidate_and_raises_when_all_failed():
     reg = Registry()
     for name in ("bad", "good"):
         reg.add(Impl("op", name, fn=None, applies=lambda p: True))
-    t = make_tuner(reg)
     rows = _rows({"bad": [0.1] * 5, "good": [1.0] * 5})
     rows[("bad", "{}")]["status"] = WRONG
-    assert t.choose("op", "k", _cands(reg), rows).impl.name == "good"
+    assert choose(_cands(reg), rows, QUICK).impl.name == "good"
     rows[("good", "{}")]["status"] = RAISED
-    with pytest.raises(RuntimeError, match="no candidate"):
-        t.choose("op", "k", _cands(reg), rows)
+    with pytest.raises(RuntimeError, match="no candidate for op k ran correctly"):
+        choose(_cands(reg), rows, QUICK, op="op", key="k")
+
+
+def test_choose_is_a_pure_function_of_its_inputs():
+    """No Tuner, no DB, no state: the same inputs give the same decision, inputs untouched;
+    samples may be lists or JSON text; settings decide significance."""
+    reg = Registry()
+    for name, prio in (("a", 1), ("b", 0)):
+        reg.add(Impl("op", name, fn=None, applies=lambda p: True, priority=prio))
+    base = [1.0, 1.01, 0.99, 1.02, 0.98]
+    rows = {("a", "{}"): {"status": "ok", "samples": [v * 1.1 for v in base], "reason": ""},
+            ("b", "{}"): {"status": "ok", "samples": json.dumps(base), "reason": ""}}
+    frozen = copy.deepcopy(rows)
+    fields = ("impl", "config", "how", "tie", "partner", "margin", "p_value", "note", "tied")
+    first, second = (choose(_cands(reg), rows, QUICK, op="op", key="k", note="n") for _ in range(2))
+    assert [getattr(first, f) for f in fields] == [getattr(second, f) for f in fields]
+    assert (first.op, first.key, first.note, first.impl.name, first.tie) == ("op", "k", "n", "b", False)
+    assert rows == frozen
+    # a 20 % minimum gain makes the 10 % faster one a tie, won by priority
+    tied = choose(_cands(reg), rows, QUICK.with_(min_gain=0.2))
+    assert (tied.impl.name, tied.tie, tied.partner) == ("a", True, ("b", {}))
 
 
 # -- measuring fake kernels ----------------------------------------------------------------------
@@ -364,6 +383,24 @@ def test_explain_lists_every_candidate():
     assert rows["a"]["winner"] and rows["b"]["partner"] and rows["a"]["median_s"] < rows["b"]["median_s"]
     assert rows["a"]["compile_s"] is not None and rows["a"]["error"] == 0.0
     assert ex["decision"].impl.name == "a" and ex["error"] == ""
+
+
+def test_explain_module_without_measuring_reads_stored_rows_only(tmp_path):
+    reg = Registry()
+    fake(reg, "a", 0.0001)
+    fake(reg, "b", 0.002)
+    db = str(tmp_path / "t.sqlite")
+    fresh = make_tuner(reg, db=db, settings=QUICK.with_(mode="off"))
+    ex = explain(fresh, "op", FakeProblem(), measure=False)
+    assert ex["op"] == "op" and ex["key"] == "fake/1" and ex["decision"].how == "priority"
+    assert [(r["impl"], r["status"], r["reason"]) for r in ex["rows"]] == [
+        ("a", None, "not measured"), ("b", None, "not measured")]
+    make_tuner(reg, db=db).select("op", FakeProblem(), X)          # another tuner measures
+    again = make_tuner(reg, db=db)
+    ex = explain(again, "op", FakeProblem(), measure=False)
+    assert again.measured == 0 and ex["decision"].how == "db"
+    assert all(r["status"] == "ok" and len(r["samples"]) >= QUICK.min_samples for r in ex["rows"])
+    assert again.explain("op", FakeProblem(), measure=False)["rows"] == ex["rows"]    # the method delegates
 
 
 def test_source_hash_covers_the_kernel_module_and_its_package_helpers(tmp_path, monkeypatch):

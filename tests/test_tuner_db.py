@@ -47,9 +47,10 @@ def test_wal_schema_and_default_path(tmp_path, monkeypatch):
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"measurements", "decisions", "fingerprints", "meta"} <= tables
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert default_path() == str(tmp_path / "cache" / "nbconv" / "tuning.sqlite")
+    assert default_path("someapp") == str(tmp_path / "cache" / "someapp" / "tuning.sqlite")
+    assert default_path("someapp", "x.db") == str(tmp_path / "cache" / "someapp" / "x.db")
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert default_path() == os.path.join(os.path.expanduser("~"), ".cache", "nbconv", "tuning.sqlite")
+    assert default_path("app") == os.path.join(os.path.expanduser("~"), ".cache", "app", "tuning.sqlite")
 
 
 SCRIPT = textwrap.dedent("""
@@ -240,6 +241,57 @@ def test_schema_1_file_gains_the_tie_set_column(tmp_path):
     con.close()
     db = TuningDB(path)
     assert db.path == path and db.rows("decisions")[0]["tied"] == "[]"
+
+
+def test_migrate_keys_once_newer_row_wins_on_collision(tmp_path):
+    path = str(tmp_path / "t.sqlite")
+    db = TuningDB(path)
+    t = _tuner(db)
+    t.select("op", P("old"), (np.ones(3),))
+    t.select("op", P("new/cpu"), (np.ones(3),))      # already in the new format
+    t.select("op", P("stale"), (np.ones(3),))
+    now = {r["key"]: r["created"] for r in db.rows("decisions")}
+    # make "stale" older than "stale/cpu" will be, and "old" newer than "old/cpu"
+    # (margin marks where a row came from)
+    db._write([("UPDATE decisions SET margin = 1, created = ? WHERE key = 'old'", (now["old"] + 50,)),
+               ("UPDATE decisions SET margin = 1, created = ? WHERE key = 'stale'", (now["stale"] - 50,))])
+    db.put_decision(dict(db.decision("old", t.fp(), "op"), key="old/cpu", margin=2, created=now["old"]))
+    db.put_decision(dict(db.decision("stale", t.fp(), "op"), key="stale/cpu", margin=2, created=now["stale"]))
+    seen = []
+
+    def to_cpu(key):
+        seen.append(key)
+        return key if key.endswith("/cpu") else key + "/cpu"
+    n = db.migrate_keys("device-suffix", to_cpu)
+    assert n == 2 * 2 + 2                            # measurements of old and stale, their decisions
+    decisions = {r["key"]: r["margin"] for r in db.rows("decisions")}
+    assert set(decisions) == {"old/cpu", "new/cpu", "stale/cpu"}
+    assert decisions["old/cpu"] == 1                 # the migrated row is newer: it wins
+    assert decisions["stale/cpu"] == 2               # the existing row is newer: it stays
+    assert {r["key"] for r in db.rows("measurements")} == {"old/cpu", "new/cpu", "stale/cpu"}
+    assert len(db.rows("measurements")) == 6
+    # recorded: a second call (even from another connection) does nothing
+    seen.clear()
+    assert TuningDB(path).migrate_keys("device-suffix", to_cpu) == 0 and seen == []
+    assert db.migrate_keys("device-suffix", lambda k: "x") == 0
+    # the migrated rows serve the new keys
+    d = _tuner(path).select("op", P("old/cpu"))
+    assert d.how == "db" and d.margin == 1
+    # another tag runs; chains (a -> b while b -> c) move every row once
+    assert db.migrate_keys("chain", lambda k: {"old/cpu": "new/cpu", "new/cpu": "x"}.get(k, k)) == 6
+    assert {r["key"] for r in db.rows("decisions")} == {"new/cpu", "x", "stale/cpu"}
+
+
+def test_migrate_keys_rolls_back_when_fn_raises(tmp_path):
+    db = TuningDB(str(tmp_path / "t.sqlite"))
+    _tuner(db).select("op", P("k"), (np.ones(3),))
+
+    def boom(key):
+        raise KeyError(key)
+    with pytest.raises(KeyError):
+        db.migrate_keys("t", boom)
+    assert {r["key"] for r in db.rows("decisions")} == {"k"}
+    assert db.migrate_keys("t", lambda k: k + "!") == 3        # not recorded as done
 
 
 def _child_writes(db, results):

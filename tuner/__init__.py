@@ -1,24 +1,29 @@
-"""A generic auto-tuner: registry, measurement, selection, SQLite tuning database.
+"""A generic auto-tuner: register candidate implementations of an op, and let a `Tuner` pick
+the fastest correct one per problem, remembered in an SQLite tuning database.
 
-Imports only the standard library and numpy; it knows a problem only through `key()`
-(and optional `flops()` / `bytes()`).
+Imports only the standard library and numpy. A problem is any object with `key() -> str`
+(and, optionally, `flops()`, used to skip verifying very large problems).
 
-    register(op, name, applies=, configs=, tolerance=, priority=, estimate=, mixes_tiles=,
-             prepare=, timer=, sync=)
-    registry.candidates(op, problem) -> [(Impl, config)]
-    Tuner(registry, Verifier(reference=, error=, tolerance=, make_args=), fingerprint=, settings=)
-        .select(op, problem, arrays) -> Decision    .run(op, problem, *arrays) -> output
-        .explain(op, problem) -> dict               .records() -> [dict]
-        .using(mode=..., force=...)  (context manager)
-    TuningDB(path): SQLite, WAL; export / import_ (JSON lines), records, decisions, clear
+    @register(op, applies=, configs=, tolerance=, priority=, estimate=, mixes_tiles=,
+              prepare=, timer=, sync=)           # fn(*arrays, problem, **config)
+    tuner = Tuner(registry, Verifier(reference=, error=, tolerance=, make_args=),
+                  fingerprint=dict-or-callable, settings=Settings(db=path)-or-callable)
+    tuner.select(op, problem, arrays) -> Decision     tuner.run(op, problem, *arrays)
+    tuner.explain(op, problem, arrays) -> dict         tuner.records() -> [dict]
+    with tuner.using(mode="off", force="name"): ...
+    choose(cands, rows, settings) -> Decision          (the decision rule, a pure function)
+    TuningDB(path): export / import_ (JSON lines), records, decisions, clear, migrate_keys
+
+Modules: registry (Impl, Registry), measure (timing one candidate), stats (Mann-Whitney U),
+choose (decision rules), rows (the DB's row format), db (TuningDB), explain, tuner (Tuner).
 """
+from .choose import Decision, choose
 from .db import TuningDB, default_path
 from .measure import Measurement
 from .registry import Impl, Registry, register, registry
+from .rows import config_json, label
 from .settings import MODES, Settings
-from .stats import mann_whitney_less
-from .tuner import Decision, Tuner, Verifier, config_json, fingerprint_hash, label
+from .tuner import Tuner, Verifier
 
-__all__ = ["Impl", "Registry", "register", "registry", "Tuner", "Verifier", "Decision", "Settings", "MODES",
-           "TuningDB", "default_path", "Measurement", "mann_whitney_less", "config_json",
-           "fingerprint_hash", "label"]
+__all__ = ["Tuner", "Verifier", "Decision", "Settings", "MODES", "Registry", "Impl", "register", "registry",
+           "TuningDB", "default_path", "choose", "Measurement", "config_json", "label"]

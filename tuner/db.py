@@ -1,14 +1,12 @@
 """The tuning database: SQLite (stdlib), WAL, safe with several processes at once.
 
-Tables:
-- `fingerprints(fp, info, created)`: the machine description behind each fingerprint hash.
-- `measurements`: one row per (key, fp, op, impl, config): status, reason, compile_s, samples,
-  median_s, spread, error, inner, source_hash, created. A row whose source_hash differs from the
-  impl's current one is stale: only that impl is measured again (INSERT OR REPLACE).
-- `decisions`: one row per (key, fp, op): the winner, tie, partner, margin, p_value, the tie
-  set (`tied`: JSON [[impl, config], ...], the winner excluded) and the candidate signature
-  (every candidate's name, config and source hash) it was made from; it is valid only while
-  that signature matches the current candidates exactly.
+Tables (columns and row encoding: `rows.py`):
+- `fingerprints`: the machine description behind each fingerprint hash.
+- `measurements`: one row per (key, fp, op, impl, config). A row whose source_hash differs from
+  the impl's current one is stale: only that impl is measured again (INSERT OR REPLACE).
+- `decisions`: one row per (key, fp, op), valid only while its candidate signature matches the
+  current candidates exactly.
+- `meta`: the schema version and the key migrations done (`migrate_keys`).
 
 A corrupt file is moved aside (`<path>.corrupt-<time>`) with a warning and a fresh one is
 made; an unopenable or unwritable location falls back to an in-memory database with a warning.
@@ -17,45 +15,24 @@ Export / import use JSON lines; an import merges and never touches rows of anoth
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any
 
-SCHEMA_VERSION = 2
-
-_MEAS_COLS = ("key", "fp", "op", "impl", "config", "source_hash", "status", "reason", "compile_s",
-              "samples", "median_s", "spread", "error", "inner", "created")
-_DEC_COLS = ("key", "fp", "op", "impl", "config", "tie", "partner_impl", "partner_config", "margin",
-             "p_value", "candidates", "created", "tied")
-_FP_COLS = ("fp", "info", "created")
-TABLES = {"measurements": (_MEAS_COLS, ("key", "fp", "op", "impl", "config")),
-          "decisions": (_DEC_COLS, ("key", "fp", "op")),
-          "fingerprints": (_FP_COLS, ("fp",))}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
-CREATE TABLE IF NOT EXISTS fingerprints (fp TEXT PRIMARY KEY, info TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS measurements (
-    key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, impl TEXT NOT NULL, config TEXT NOT NULL,
-    source_hash TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
-    compile_s REAL, samples TEXT NOT NULL DEFAULT '[]', median_s REAL, spread REAL, error REAL,
-    inner INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
-    PRIMARY KEY (key, fp, op, impl, config));
-CREATE TABLE IF NOT EXISTS decisions (
-    key TEXT NOT NULL, fp TEXT NOT NULL, op TEXT NOT NULL, impl TEXT NOT NULL, config TEXT NOT NULL,
-    tie INTEGER NOT NULL, partner_impl TEXT, partner_config TEXT, margin REAL, p_value REAL,
-    candidates TEXT NOT NULL, created REAL NOT NULL, tied TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (key, fp, op));
-"""
+from .rows import SCHEMA, SCHEMA_VERSION, TABLES, record
 
 
-def default_path() -> str:
-    """`$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`."""
+def default_path(app: str, filename: str = "tuning.sqlite") -> str:
+    """Where application `app` keeps its tuning database by default:
+    `$XDG_CACHE_HOME/<app>/<filename>`, or `~/.cache/<app>/<filename>`."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "nbconv", "tuning.sqlite")
+    return os.path.join(base, app, filename)
 
 
 class TuningDB:
@@ -68,7 +45,7 @@ class TuningDB:
         self._pid = os.getpid()
         self.path, self._con = self._open(self.requested)
 
-    def _after_fork(self):
+    def _after_fork(self) -> None:
         """A forked child must not use its parent's SQLite connection: open its own."""
         if self._pid != os.getpid():
             self._lock = threading.Lock()
@@ -83,7 +60,7 @@ class TuningDB:
             if path != ":memory:":
                 self._enable_wal(con)
             con.execute("BEGIN IMMEDIATE")
-            for stmt in _SCHEMA.split(";"):
+            for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     con.execute(stmt)
             # schema 1 files (before the tie set was stored) gain the column
@@ -100,7 +77,7 @@ class TuningDB:
             raise
         return con
 
-    def _enable_wal(self, con):
+    def _enable_wal(self, con: sqlite3.Connection) -> None:
         """WAL is a property of the file. While another process holds a lock the pragma does not
         wait: it answers the old mode (or 'locked'), so retry until the timeout."""
         deadline = time.monotonic() + self.timeout
@@ -117,7 +94,7 @@ class TuningDB:
                 raise sqlite3.OperationalError(f"database is locked: WAL not enabled (journal_mode={mode})")
             time.sleep(0.02)
 
-    def _open(self, path: str):
+    def _open(self, path: str) -> tuple[str, sqlite3.Connection]:
         if path == ":memory:":
             return path, self._connect(path)
         try:
@@ -138,7 +115,7 @@ class TuningDB:
                         os.replace(path + suffix, aside + suffix)
             except OSError as e2:
                 return self._fall_back(path, f"it is corrupt ({e}) and cannot be moved aside ({e2})")
-            warnings.warn(f"nbconv tuning database {path!r} is corrupt ({e}); moved it to {aside!r} "
+            warnings.warn(f"tuning database {path!r} is corrupt ({e}); moved it to {aside!r} "
                           "and started a new one", RuntimeWarning, stacklevel=3)
             try:
                 return path, self._connect(path)
@@ -147,8 +124,8 @@ class TuningDB:
         except OSError as e:
             return self._fall_back(path, f"its directory cannot be made ({e})")
 
-    def _fall_back(self, path, reason):
-        warnings.warn(f"nbconv tuning database {path!r} is unusable: {reason}; tuning results are kept "
+    def _fall_back(self, path: str, reason: str) -> tuple[str, sqlite3.Connection]:
+        warnings.warn(f"tuning database {path!r} is unusable: {reason}; tuning results are kept "
                       "in memory for this process only", RuntimeWarning, stacklevel=4)
         return ":memory:", self._connect(":memory:")
 
@@ -156,34 +133,40 @@ class TuningDB:
     def in_memory(self) -> bool:
         return self.path == ":memory:"
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._con.close()
 
     # -- low level --------------------------------------------------------------------------
-    def _read(self, sql, args=()):
+    def _read(self, sql: str, args: Any = ()) -> list[dict]:
         self._after_fork()
         with self._lock:
             cur = self._con.execute(sql, args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def _write(self, statements):
-        """Run [(sql, args)] in one IMMEDIATE transaction."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, inside one IMMEDIATE transaction (rolled back on an exception)."""
         self._after_fork()
         with self._lock:
             con = self._con
             con.execute("BEGIN IMMEDIATE")
             try:
-                for sql, args in statements:
-                    con.execute(sql, args)
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
 
+    def _write(self, statements: list[tuple[str, Any]]) -> None:
+        """Run [(sql, args)] in one IMMEDIATE transaction."""
+        with self._transaction() as con:
+            for sql, args in statements:
+                con.execute(sql, args)
+
     @staticmethod
-    def _upsert(table, row, *, newer_only=False):
+    def _upsert(table: str, row: dict, *, newer_only: bool = False) -> tuple[str, list]:
         cols, pk = TABLES[table]
         names = ", ".join(cols)
         marks = ", ".join("?" for _ in cols)
@@ -196,7 +179,7 @@ class TuningDB:
         return sql, [row.get(c) for c in cols]
 
     # -- tuner's use ------------------------------------------------------------------------
-    def put_fingerprint(self, fp: str, info: dict):
+    def put_fingerprint(self, fp: str, info: dict) -> None:
         self._write([("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
                       (fp, json.dumps(info, sort_keys=True), time.time()))])
 
@@ -205,19 +188,20 @@ class TuningDB:
         rows = self._read("SELECT * FROM measurements WHERE key = ? AND fp = ? AND op = ?", (key, fp, op))
         return {(r["impl"], r["config"]): r for r in rows}
 
-    def put_measurements(self, rows):
+    def put_measurements(self, rows: list[dict]) -> None:
         self._write([self._upsert("measurements", r) for r in rows])
 
     def decision(self, key: str, fp: str, op: str) -> dict | None:
         rows = self._read("SELECT * FROM decisions WHERE key = ? AND fp = ? AND op = ?", (key, fp, op))
         return rows[0] if rows else None
 
-    def put_decision(self, row):
+    def put_decision(self, row: dict) -> None:
         self._write([self._upsert("decisions", row)])
 
     # -- reading for reports and the CLI ----------------------------------------------------
     def decisions(self, fp: str | None = None, op: str | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM decisions WHERE 1", []
+        sql = "SELECT * FROM decisions WHERE 1"
+        args: list[Any] = []
         if fp:
             sql, args = sql + " AND fp = ?", args + [fp]
         if op:
@@ -244,46 +228,54 @@ class TuningDB:
                "d.tied AS d_tied "
                "FROM measurements m LEFT JOIN decisions d ON m.key = d.key AND m.fp = d.fp AND m.op = d.op "
                "WHERE 1")
-        args = []
+        args: list[Any] = []
         if fp:
             sql, args = sql + " AND m.fp = ?", args + [fp]
         if op:
             sql, args = sql + " AND m.op = ?", args + [op]
-        out = []
-        for r in self._read(sql + " ORDER BY m.op, m.key, m.median_s", args):
-            rec = {c: r[c] for c in _MEAS_COLS}
-            rec["samples"] = json.loads(rec["samples"] or "[]")
-            rec["config"] = json.loads(rec["config"])
-            decided = r["d_impl"] is not None
-            rec["winner"] = decided and r["d_impl"] == r["impl"] and r["d_config"] == r["config"]
-            rec["partner"] = decided and r["d_pimpl"] == r["impl"] and r["d_pconfig"] == r["config"]
-            rec["tie"] = bool(r["d_tie"]) if decided else None
-            rec["tied"] = decided and [r["impl"], rec["config"]] in json.loads(r["d_tied"] or "[]")
-            rec["margin"] = r["d_margin"]
-            rec["p_value"] = r["d_p"]
-            out.append(rec)
-        return out
+        return [record(r) for r in self._read(sql + " ORDER BY m.op, m.key, m.median_s", args)]
 
     def clear(self, fp: str | None = None) -> int:
         """Delete measurements and decisions (of one fingerprint, or all). Returns rows deleted."""
-        self._after_fork()
-        with self._lock:
-            n = 0
-            self._con.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("measurements", "decisions"):
-                    if fp:
-                        n += self._con.execute(f"DELETE FROM {table} WHERE fp = ?", (fp,)).rowcount
-                    else:
-                        n += self._con.execute(f"DELETE FROM {table}").rowcount
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
-            return n
+        n = 0
+        with self._transaction() as con:
+            for table in ("measurements", "decisions"):
+                if fp:
+                    n += con.execute(f"DELETE FROM {table} WHERE fp = ?", (fp,)).rowcount
+                else:
+                    n += con.execute(f"DELETE FROM {table}").rowcount
+        return n
+
+    def migrate_keys(self, tag: str, fn: Callable[[str], str]) -> int:
+        """Apply `fn(old key) -> new key` to the key of every measurement and decision row, once:
+        the migration is recorded in the `meta` table (as `migrate:<tag>`), so a later call with
+        the same tag does nothing. Where a new key collides with an existing row (same primary
+        key), the row with the newer `created` is kept. Returns the number of rows re-keyed."""
+        done = f"migrate:{tag}"
+        n = 0
+        with self._transaction() as con:
+            if con.execute("SELECT 1 FROM meta WHERE k = ?", (done,)).fetchone():
+                return 0
+            for table in ("measurements", "decisions"):
+                cols, pk = TABLES[table]
+                cur = con.execute(f"SELECT {', '.join(cols)} FROM {table}")
+                moved = []
+                for values in cur.fetchall():
+                    row = dict(zip(cols, values))
+                    new = fn(row["key"])
+                    if new != row["key"]:
+                        moved.append((row, new))
+                where = " AND ".join(f"{c} = ?" for c in pk)
+                for row, _ in moved:        # first every old row out, so chains (a->b, b->c) work
+                    con.execute(f"DELETE FROM {table} WHERE {where}", [row[c] for c in pk])
+                for row, new in moved:
+                    con.execute(*self._upsert(table, dict(row, key=new), newer_only=True))
+                n += len(moved)
+            con.execute("INSERT INTO meta VALUES (?, ?)", (done, str(time.time())))
+        return n
 
     # -- moving results between machines -----------------------------------------------------
-    def export(self, f, fp: str | None = None) -> int:
+    def export(self, f: IO[str], fp: str | None = None) -> int:
         """Write every row (of one fingerprint, or all) as JSON lines {"table": ..., "row": {...}}."""
         n = 0
         for table in ("fingerprints", "measurements", "decisions"):
@@ -292,11 +284,12 @@ class TuningDB:
                 n += 1
         return n
 
-    def import_(self, f) -> dict:
+    def import_(self, f: Iterable[str]) -> dict[str, int]:
         """Merge JSON lines from `export`. A row replaces one with the same primary key (which
         includes the fingerprint) only if it is newer; rows of other fingerprints are untouched.
         Returns {table: lines read}."""
-        statements, counts = [], {t: 0 for t in TABLES}
+        statements: list[tuple[str, Any]] = []
+        counts = {t: 0 for t in TABLES}
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

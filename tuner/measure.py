@@ -6,12 +6,17 @@ can plug in its own, e.g. CUDA events).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .settings import Settings
 from .stats import median, spread
 
 MAX_INNER = 1 << 22
+
+Timer = Callable[[Callable[[], Any], int], float]         # (call, n) -> seconds for n calls
+Check = Callable[[Any], tuple[bool, float | None, str]]    # out -> (passed, error, note)
 
 # statuses of a measurement; only "ok" can win
 OK, RAISED, WRONG, SKIPPED = "ok", "raised", "wrong", "skipped"
@@ -38,7 +43,8 @@ class Measurement:
         return spread(self.samples) if self.samples else None
 
 
-def begin(make_call, m: Measurement, *, timer, check, settings: Settings):
+def begin(make_call: Callable[[], Callable], m: Measurement, *, timer: Timer, check: Check,
+          settings: Settings) -> Callable | None:
     """First call (timed apart as compile time, with `make_call()`, which may prepare data),
     verification, warm-up, and the doubling of inner repetitions until one sample lasts
     `min_sample_s` (that sample is the first kept).
@@ -49,9 +55,9 @@ def begin(make_call, m: Measurement, *, timer, check, settings: Settings):
     chosen. Returns the call when `m` is ready for more samples, else None.
     """
     try:
-        box = []
+        box: list[Any] = []
 
-        def first():
+        def first() -> None:
             box.append(make_call())
             box.append(box[0]())
         m.compile_s = timer(first, 1)
@@ -93,14 +99,14 @@ def wants_more(m: Measurement, spent: float, settings: Settings) -> bool:
     return not (n >= 3 and spent >= 3 * settings.candidate_budget_s)
 
 
-def take_sample(call, m: Measurement, timer) -> float:
+def take_sample(call: Callable, m: Measurement, timer: Timer) -> float:
     """One more sample of m.inner calls; returns the seconds it took. Raises what call raises."""
     t = timer(call, m.inner)
     m.samples.append(t / m.inner)
     return t
 
 
-def sample_round_robin(entries, settings: Settings):
+def sample_round_robin(entries: Sequence[tuple[Callable, Measurement, Timer]], settings: Settings) -> None:
     """Take samples of several prepared candidates in turn, one sample each per round, so that
     load changing over time (other processes, frequency) hits all of them alike.
 
@@ -121,7 +127,7 @@ def sample_round_robin(entries, settings: Settings):
                 m.samples = []
 
 
-def measure(call, m: Measurement, *, timer, check, settings: Settings) -> Measurement:
+def measure(call: Callable, m: Measurement, *, timer: Timer, check: Check, settings: Settings) -> Measurement:
     """Fill `m` by timing `call()` (a zero-argument closure over the real arrays) alone."""
     if begin(lambda: call, m, timer=timer, check=check, settings=settings) is not None:
         sample_round_robin([(call, m, timer)], settings)

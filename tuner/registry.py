@@ -9,8 +9,9 @@ import hashlib
 import inspect
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Impl:
     timer: Callable | None = None   # (call, n) -> seconds for n calls; default: perf_counter around sync
     source_hash: str = field(default="", compare=False)
 
-    def check(self, problem) -> tuple[bool, str]:
+    def check(self, problem: Any) -> tuple[bool, str]:
         """(applies, reason). `applies` returns True, or False / a string saying why not."""
         try:
             verdict = self.applies(problem)
@@ -45,7 +46,7 @@ class Impl:
         """The timer measurements of this impl use: `timer(call, n) -> seconds`."""
         return self.timer if self.timer is not None else sync_timer(self.sync)
 
-    def bind(self, arrays, problem, config, prepared=None) -> Callable:
+    def bind(self, arrays: Sequence[Any], problem: Any, config: dict, prepared: Any = None) -> Callable:
         """A zero-argument call of this impl on these arrays (prepared data reused, if any)."""
         if self.prepare is None:
             return functools.partial(self.fn, *arrays, problem, **config)
@@ -53,14 +54,14 @@ class Impl:
             prepared = self.prepare(*arrays[1:], problem, **config)
         return functools.partial(self.fn, *arrays, problem, prepared=prepared, **config)
 
-    def configs_for(self, problem) -> list[dict]:
+    def configs_for(self, problem: Any) -> list[dict]:
         cfgs = self.configs(problem) if callable(self.configs) else self.configs
         return [dict(c) for c in cfgs] or [{}]
 
 
 def sync_timer(sync: Callable | None = None) -> Callable:
     """`timer(call, n)`: seconds for n calls by `time.perf_counter`, `sync()` before each clock read."""
-    def timer(call, n: int) -> float:
+    def timer(call: Callable[[], Any], n: int) -> float:
         if sync is not None:
             sync()
         t0 = time.perf_counter()
@@ -72,14 +73,14 @@ def sync_timer(sync: Callable | None = None) -> Callable:
     return timer
 
 
-def _module_source(mod) -> str:
+def _module_source(mod: Any) -> str:
     try:
         return inspect.getsource(mod)
     except (OSError, TypeError):
         return getattr(mod, "__name__", repr(mod))
 
 
-def _source_hash(fn) -> str:
+def _source_hash(fn: Callable) -> str:
     """Hash of the module that defines fn and of the same-package modules it uses (helpers such
     as shared views or thread policy): editing a kernel re-tunes only the rows that depend on it."""
     mod = inspect.getmodule(fn)
@@ -100,7 +101,7 @@ def _source_hash(fn) -> str:
 
 
 class Registry:
-    def __init__(self):
+    def __init__(self) -> None:
         self._impls: dict[str, dict[str, Impl]] = {}
 
     def add(self, impl: Impl) -> Impl:
@@ -124,13 +125,13 @@ class Registry:
             known = sorted(self._impls.get(op, {}))
             raise KeyError(f"no implementation {name!r} for op {op!r}; known: {known}") from None
 
-    def applicability(self, op: str, problem) -> list[tuple[Impl, bool, str]]:
+    def applicability(self, op: str, problem: Any) -> list[tuple[Impl, bool, str]]:
         """Every impl of `op` with (applies, reason why not)."""
         return [(impl, *impl.check(problem)) for impl in self.impls(op)]
 
-    def candidates(self, op: str, problem) -> list[tuple[Impl, dict]]:
+    def candidates(self, op: str, problem: Any) -> list[tuple[Impl, dict]]:
         """Applicable (impl, config) pairs, highest priority first."""
-        out = []
+        out: list[tuple[Impl, dict]] = []
         for impl in self.impls(op):
             ok, _ = impl.check(problem)
             if ok:
@@ -141,11 +142,11 @@ class Registry:
 registry = Registry()
 
 
-def register(op: str, name: str | None = None, *, applies: Callable | None = None, configs=({},),
+def register(op: str, name: str | None = None, *, applies: Callable | None = None, configs: Any = ({},),
              sync: Callable | None = None, tolerance: float = 1e-4, priority: int = 0,
              estimate: Callable | None = None, mixes_tiles: bool = False,
              prepare: Callable | None = None, timer: Callable | None = None,
-             registry: Registry = registry):
+             registry: Registry = registry) -> Callable[[Callable], Callable]:
     """Decorator: register `fn(*arrays, problem, **config)` as a candidate for `op`.
 
     `name` defaults to the function's name (a registered name and its function agree).
@@ -154,7 +155,7 @@ def register(op: str, name: str | None = None, *, applies: Callable | None = Non
     result is computed once per parameter arrays and decision and passed to `fn` as `prepared=`;
     it is never timed with the calls. `registry` defaults to the global one (tests pass their own).
     """
-    def deco(fn):
+    def deco(fn: Callable) -> Callable:
         registry.add(Impl(op=op, name=name or fn.__name__, fn=fn, applies=applies or (lambda p: True),
                           configs=configs, sync=sync, tolerance=tolerance, priority=priority,
                           estimate=estimate, mixes_tiles=mixes_tiles, prepare=prepare, timer=timer,

@@ -1,5 +1,7 @@
-"""How the tuner decides: mode, budgets, significance. A plain value; the application's
-knobs module builds one from its environment (nbconv: `nbconv.knobs.tuner_settings()`)."""
+"""How the tuner decides: mode, budgets, significance, and where it keeps its database.
+
+A plain frozen value: the application builds one (from its configuration or environment) and
+passes it, or a zero-argument callable returning one, to `Tuner(settings=...)`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -22,7 +24,7 @@ class Settings:
     verify_max_flops: float = 5e9   # above this problem.flops(), verification is skipped (recorded)
     db: Any = ":memory:"            # the tuning database: a path, ":memory:", or an open TuningDB
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"Settings: `mode` must be one of {MODES}. Received: mode={self.mode!r}")
         for name in ("min_sample_s", "candidate_budget_s", "shape_budget_s", "verify_max_flops"):
@@ -37,5 +39,6 @@ class Settings:
         if not self.min_gain >= 0:
             raise ValueError(f"Settings: `min_gain` must be >= 0. Received: min_gain={self.min_gain!r}")
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with `changes` applied (validated again)."""
         return replace(self, **changes)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sqlite3
 import weakref
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from tuner import Tuner, Verifier, registry
 
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
+from .spec import key_with_device
 
 FLOAT64_TOLERANCE = 1e-9
 _PREPARED_MAX = 16          # prepared results kept per decided (Problem, impl, config)
@@ -82,8 +84,9 @@ def tuner() -> Tuner:
     global _tuner
     if _tuner is None:
         verifier = Verifier(reference=reference.run, error=_error, tolerance=_tolerance, make_args=make_args)
-        _tuner = Tuner(registry, verifier, fingerprint=_fingerprint,
-                       settings=knobs.tuner_settings)
+        _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings)
+        with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
+            _tuner.db.migrate_keys("problem-key-device", key_with_device)
     return _tuner
 
 

@@ -197,6 +197,11 @@ def make_problem(op, x_shape, *, rank, kernel, strides=None, dilation=None, padd
                    pads=tuple(pads), groups=groups, layout=layout, dtype=str(dtype), device=device)
 
 
+def key_with_device(key: str) -> str:
+    """A key written before the device was part of keys (it then meant `cpu`), in today's form."""
+    return key if key.rsplit("/", 1)[-1] in DEVICES else key + "/cpu"
+
+
 def problem_from_key(key: str) -> Problem:
     """Inverse of `Problem.key()` (keys written before the device was part of them mean `cpu`)."""
     parts = key.split("/")

@@ -260,3 +260,24 @@ def test_an_impl_timer_measures_its_calls():
     rows = t.ensure_measured("op", P(), reg.candidates("op", P()), (np.ones(3),))
     samples = json.loads(rows[("a", "{}")]["samples"])
     assert seen and samples == [1e-3] * 3 and rows[("a", "{}")]["compile_s"] == 1e-3
+
+
+def test_a_database_from_before_the_device_key_is_migrated(tmp_path, monkeypatch):
+    """Rows keyed without the device suffix are re-keyed once, then found by today's keys."""
+    from tuner import TuningDB
+    path = str(tmp_path / "old.sqlite")
+    x, w, b = ops.make_args("conv", CONV, seed=2)
+    monkeypatch.setenv("NBCONV_TUNING_DB", path)
+    ops.reset()
+    ops.conv(x, w, b, CONV)                                # tune once: rows with today's key
+    db = TuningDB(path)
+    old = CONV.key().rsplit("/", 1)[0]
+    for table in ("measurements", "decisions"):            # as an old nbconv wrote them
+        db._con.execute(f"UPDATE {table} SET key = ?", (old,))
+    db._con.execute("DELETE FROM meta WHERE k LIKE 'migrate:%'")
+    db.close()
+    ops.reset()
+    t = ops.tuner()
+    assert {r["key"] for r in t.records()} == {CONV.key()}
+    before = t.measured
+    assert ops.decision("conv", CONV).how == "db" and t.measured == before

@@ -3,7 +3,8 @@
 glibc's malloc serves large blocks by mmap and unmaps them on free (or trims its heap), so a
 fresh multi-MB temporary is page-faulted in on every call: that can more than double the time of
 a memory-bound call such as winograd_f4x4_tiled at batch 1, and since it depends on the
-allocator's history, timings flip between runs. A reused buffer faults once. Each thread keeps the largest block it has needed per name.
+allocator's history, timings flip between runs. A reused buffer faults once. Each thread keeps
+the largest block it has needed per name.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ The same algorithm as `winograd.winograd_f4x4_3x3` (tolerance 1e-3), organised f
   transforms are straight-line code over channel vectors (the generic version's coefficient
   loops do not vectorise and took a third of the whole call on a 3x3 ResNet layer);
 - the 36 products V[e] @ U[e] use `simd`'s register tiles, not BLAS: each is small (tiles x C
-  times C x K), where BLAS's per-call overhead and packing dominate. Work items are (e, rows of tiles, block of
-  output channels) in e-major order, so each thread's share of U stays in its L2;
+  times C x K), where BLAS's per-call overhead and packing dominate. Work items are (e, rows of
+  tiles, block of output channels) in e-major order, so each thread's share of U stays in its L2;
 - tiles go in chunks of `tiles` (sized so a chunk's V and M take about 4 MiB), each in three
   parallel phases (transform, products, inverse transform), so V and M stay in cache.
 Output channels must be a whole number of vectors; channels_first goes through a copy each

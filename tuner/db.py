@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from .rows import SCHEMA, SCHEMA_VERSION, TABLES, record
+from .rows import SCHEMA, SCHEMA_VERSION, TABLES, record, upsert_sql
 
 
 def default_path(app: str, filename: str = "tuning.sqlite") -> str:
@@ -165,19 +165,6 @@ class TuningDB:
             for sql, args in statements:
                 con.execute(sql, args)
 
-    @staticmethod
-    def _upsert(table: str, row: dict, *, newer_only: bool = False) -> tuple[str, list]:
-        cols, pk = TABLES[table]
-        names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
-        if not newer_only:
-            return f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", [row.get(c) for c in cols]
-        sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in pk)
-        where = f"excluded.created > {table}.created" if "created" in cols else "0"
-        sql = (f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(pk)}) "
-               f"DO UPDATE SET {sets} WHERE {where}")
-        return sql, [row.get(c) for c in cols]
-
     # -- tuner's use ------------------------------------------------------------------------
     def put_fingerprint(self, fp: str, info: dict) -> None:
         self._write([("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
@@ -189,14 +176,14 @@ class TuningDB:
         return {(r["impl"], r["config"]): r for r in rows}
 
     def put_measurements(self, rows: list[dict]) -> None:
-        self._write([self._upsert("measurements", r) for r in rows])
+        self._write([upsert_sql("measurements", r) for r in rows])
 
     def decision(self, key: str, fp: str, op: str) -> dict | None:
         rows = self._read("SELECT * FROM decisions WHERE key = ? AND fp = ? AND op = ?", (key, fp, op))
         return rows[0] if rows else None
 
     def put_decision(self, row: dict) -> None:
-        self._write([self._upsert("decisions", row)])
+        self._write([upsert_sql("decisions", row)])
 
     # -- reading for reports and the CLI ----------------------------------------------------
     def decisions(self, fp: str | None = None, op: str | None = None) -> list[dict]:
@@ -269,7 +256,7 @@ class TuningDB:
                 for row, _ in moved:        # first every old row out, so chains (a->b, b->c) work
                     con.execute(f"DELETE FROM {table} WHERE {where}", [row[c] for c in pk])
                 for row, new in moved:
-                    con.execute(*self._upsert(table, dict(row, key=new), newer_only=True))
+                    con.execute(*upsert_sql(table, dict(row, key=new), newer_only=True))
                 n += len(moved)
             con.execute("INSERT INTO meta VALUES (?, ?)", (done, str(time.time())))
         return n
@@ -307,7 +294,7 @@ class TuningDB:
                 statements.append((f"INSERT OR IGNORE INTO fingerprints ({', '.join(cols)}) VALUES (?, ?, ?)",
                                    [row.get(c) for c in cols]))
             else:
-                statements.append(self._upsert(table, row, newer_only=True))
+                statements.append(upsert_sql(table, row, newer_only=True))
             counts[table] += 1
         self._write(statements)
         return counts

@@ -116,3 +116,17 @@ def record(r: dict) -> dict:
     rec["margin"] = r["d_margin"]
     rec["p_value"] = r["d_p"]
     return rec
+
+
+def upsert_sql(table: str, row: dict, *, newer_only: bool = False) -> tuple[str, list]:
+    """(sql, args) writing `row`: replacing, or with newer_only only over an older row."""
+    cols, pk = TABLES[table]
+    names = ", ".join(cols)
+    marks = ", ".join("?" for _ in cols)
+    if not newer_only:
+        return f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", [row.get(c) for c in cols]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in pk)
+    where = f"excluded.created > {table}.created" if "created" in cols else "0"
+    sql = (f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({', '.join(pk)}) "
+           f"DO UPDATE SET {sets} WHERE {where}")
+    return sql, [row.get(c) for c in cols]

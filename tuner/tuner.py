@@ -32,10 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from .choose import Decision, choose, estimate
 from .db import TuningDB
@@ -45,36 +42,11 @@ from .registry import Impl, Registry
 from .registry import registry as global_registry
 from .rows import candidate_signature, config_json, decision_fields, decision_row, measurement_row
 from .settings import Settings
+from .verify import Verifier
 
 
 def fingerprint_hash(info: dict) -> str:
     return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def rel_error(y: Any, ref: Any) -> float:
-    """Default verification error: max |y - ref| / max |ref| (inf on a shape mismatch)."""
-    y, ref = np.asarray(y, np.float64), np.asarray(ref, np.float64)
-    if y.shape != ref.shape:
-        return float("inf")
-    if ref.size == 0:
-        return 0.0
-    return float(np.max(np.abs(y - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
-
-
-@dataclass(frozen=True)
-class Verifier:
-    """How candidates are checked, grouped: every field is optional.
-
-    reference: `(op, problem, *arrays) -> expected output`; None: candidates are not verified.
-    error:     `(out, ref, problem) -> float` (default: max abs error / max |ref|).
-    tolerance: `(impl, problem) -> float` allowed error (default: `impl.tolerance`).
-    make_args: `(op, problem) -> arrays`, used when a problem must be measured without arrays.
-    """
-
-    reference: Callable | None = None
-    error: Callable | None = None
-    tolerance: Callable | None = None
-    make_args: Callable | None = None
 
 
 class Tuner:
@@ -93,11 +65,7 @@ class Tuner:
                  fingerprint: dict | Callable[[Any], dict] | None = None,
                  settings: Settings | Callable[[], Settings] | None = None):
         self.registry = registry if registry is not None else global_registry
-        self.verifier = v = verifier or Verifier()
-        self.reference = v.reference
-        self.error: Callable = v.error or (lambda out, ref, problem: rel_error(out, ref))
-        self.tolerance: Callable = v.tolerance or (lambda impl, problem: impl.tolerance)
-        self.make_args = v.make_args
+        self.verifier = verifier or Verifier()
         self._fingerprint_src = fingerprint
         self._settings_src = settings
         self._db: TuningDB | None = None
@@ -255,15 +223,17 @@ class Tuner:
         if not todo:
             return rows
         if not arrays:
-            if self.make_args is None:
+            make_args = self.verifier.make_args
+            if make_args is None:
                 raise ValueError(f"tuning {key} needs arrays: pass them or give the Tuner `make_args`")
-            arrays = tuple(self.make_args(op, problem))
+            arrays = tuple(make_args(op, problem))
         ref_cache: list = []
 
         def reference() -> Any:
             if not ref_cache:
-                assert self.reference is not None
-                ref_cache.append(self.reference(op, problem, *arrays))
+                expected = self.verifier.reference
+                assert expected is not None
+                ref_cache.append(expected(op, problem, *arrays))
             return ref_cache[0]
 
         start = time.perf_counter()
@@ -277,7 +247,7 @@ class Tuner:
             self.measured += 1
             timer = impl.clock()
             call = begin(functools.partial(impl.bind, arrays, problem, cfg), m, timer=timer,
-                         check=self._checker(impl, problem, reference, s), settings=s)
+                         check=self.verifier.check(impl, problem, reference, s), settings=s)
             if call is not None:
                 ready.append((call, m, timer))
         sample_round_robin(ready, s)       # interleaved: load changes hit every candidate alike
@@ -289,20 +259,6 @@ class Tuner:
         self._store_fingerprint(problem)
         self._db_do("put_measurements", new)
         return rows
-
-    def _checker(self, impl: Impl, problem: Any, reference: Callable[[], Any], s: Settings) -> Callable:
-        def check(out: Any) -> tuple[bool, float | None, str]:
-            if self.reference is None:
-                return True, None, "not verified: the tuner has no reference"
-            flops = problem.flops() if hasattr(problem, "flops") else 0
-            if flops > s.verify_max_flops:
-                return True, None, f"verification skipped: {flops:.3g} flops > {s.verify_max_flops:.3g}"
-            err = float(self.error(out, reference(), problem))
-            tol = float(self.tolerance(impl, problem))
-            if not err <= tol:
-                return False, err, f"wrong: error {err:.3g} > tolerance {tol:.3g}"
-            return True, err, ""
-        return check
 
     def _store_fingerprint(self, problem: Any) -> None:
         fp = self.fp(problem)

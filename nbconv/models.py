@@ -208,12 +208,12 @@ def _wrap(text, width):
 
 
 def _row(cells, justify=("left", "left", "right"), sep="│"):
-    wrapped = [_wrap(c, w - 2) for c, w in zip(cells, _WIDTHS)]
+    wrapped = [_wrap(c, w - 2) for c, w in zip(cells, _WIDTHS, strict=True)]
     height = max(len(w) for w in wrapped)
     out = []
     for i in range(height):
         parts = []
-        for lines, w, j in zip(wrapped, _WIDTHS, justify):
+        for lines, w, j in zip(wrapped, _WIDTHS, justify, strict=True):
             s = lines[i] if i < len(lines) else ""
             parts.append(" " + (s.rjust(w - 2) if j == "right" else s.ljust(w - 2)) + " ")
         out.append(sep + sep.join(parts) + sep)

@@ -132,7 +132,7 @@ class _Runner:
         """`impl.prepare(*params, p, **config)`, made once per identity of the parameter arrays."""
         ident = tuple(id(a) for a in params)
         hit = self._prepared.get(ident)
-        if hit is not None and all(r() is a for r, a in zip(hit[0], params)):
+        if hit is not None and all(r() is a for r, a in zip(hit[0], params, strict=True)):
             return hit[1]
         value = self.impl.prepare(*params, self.p, **self.config)
         if len(self._prepared) >= _PREPARED_MAX:

@@ -23,9 +23,9 @@ def _windows(x_last, p: Problem, fill):
     """(N, *out, C, *k) view of the padded channels_last input, strided and dilated."""
     r = p.rank
     xp = np.pad(x_last, [(0, 0), *p.pads, (0, 0)], constant_values=fill)
-    ke = [effective_kernel(k, d) for k, d in zip(p.kernel, p.dilation)]
+    ke = [effective_kernel(k, d) for k, d in zip(p.kernel, p.dilation, strict=True)]
     win = sliding_window_view(xp, ke, axis=tuple(range(1, r + 1)))
-    sl = (slice(None),) + tuple(slice(None, o * s, s) for o, s in zip(p.out_spatial, p.strides))
+    sl = (slice(None),) + tuple(slice(None, o * s, s) for o, s in zip(p.out_spatial, p.strides, strict=True))
     win = win[sl + (slice(None),) + tuple(slice(None, None, d) for d in p.dilation)]
     return win[(slice(None),) + tuple(slice(None, o) for o in p.out_spatial)]
 

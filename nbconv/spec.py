@@ -33,7 +33,7 @@ def same_pads(length: int, ke: int, stride: int) -> tuple[int, int]:
 def padding_pairs(padding: str, spatial, kernel, strides, dilation, op: str = "conv"):
     """Explicit `(lo, hi)` pairs for a Keras padding string, per spatial axis."""
     pairs = []
-    for length, k, s, d in zip(spatial, kernel, strides, dilation):
+    for length, k, s, d in zip(spatial, kernel, strides, dilation, strict=True):
         ke = effective_kernel(k, d)
         if padding == "valid":
             pairs.append((0, 0))
@@ -93,7 +93,7 @@ class Problem:
                 raise ValueError(f"Problem: `{name}` must have {r} entries. Received: {name}={v}")
             object.__setattr__(self, name, v)
         out = []
-        axes = zip(self.spatial, self.kernel, self.strides, self.dilation, self.pads)
+        axes = zip(self.spatial, self.kernel, self.strides, self.dilation, self.pads, strict=True)
         for length, k, s, d, (lo, hi) in axes:
             out.append((length + lo + hi - effective_kernel(k, d)) // s + 1)
         object.__setattr__(self, "out_spatial", tuple(out))
@@ -175,7 +175,7 @@ class Problem:
             n += math.prod(weights) + math.prod(bias)
         return n * itemsize
 
-    def with_(self, **changes) -> "Problem":
+    def with_(self, **changes) -> Problem:
         return replace(self, **changes)
 
 

@@ -62,5 +62,5 @@ def blas_single():
     try:
         yield
     finally:
-        for lib, n in zip(libs, before):
+        for lib, n in zip(libs, before, strict=True):
             lib.set_num_threads(n)

@@ -32,8 +32,8 @@ def _cells(p, o):
     """Input indices of output cell o's window (None where the cell is padding), kernel order."""
     for j in itertools.product(*(range(k) for k in p.kernel)):
         idx = tuple(oi * s - lo + ji * d for oi, s, (lo, _), ji, d
-                    in zip(o, p.strides, p.pads, j, p.dilation))
-        inside = all(0 <= i < n for i, n in zip(idx, p.spatial))
+                    in zip(o, p.strides, p.pads, j, p.dilation, strict=True))
+        inside = all(0 <= i < n for i, n in zip(idx, p.spatial, strict=True))
         yield j, (idx if inside else None)
 
 

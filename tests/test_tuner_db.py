@@ -105,7 +105,7 @@ def test_two_processes_tuning_at_once(tmp_path):
     (sync_dir / "go").touch()
     outs = [p.communicate(timeout=120) for p in procs]
     spans = []
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
         lines = out.strip().splitlines()
         assert lines[0] == f"done {path}"           # neither fell back to memory
@@ -127,7 +127,9 @@ def test_corrupt_file_is_moved_aside_and_tuning_goes_on(tmp_path):
         d = t.select("op", P("k"), (np.ones(3),))
     assert d.how == "measured" and t.db.path == path
     aside = glob.glob(path + ".corrupt-*")
-    assert len(aside) == 1 and open(aside[0], "rb").read().startswith(b"this is not")
+    assert len(aside) == 1
+    with open(aside[0], "rb") as f:
+        assert f.read().startswith(b"this is not")
     assert _tuner(path).select("op", P("k")).how == "db"     # the new file works
 
 

@@ -105,7 +105,7 @@ def estimate(cands: Candidates, problem: Any, stored: Rows, *, op: str = "", key
     rows = [stored.get((impl.name, config_json(cfg))) for impl, cfg in cands]
     if all(r is not None and r["status"] != SKIPPED for r in rows):
         timed = [(median(s), -impl.priority, impl.name, idx)
-                 for idx, ((impl, _), r) in enumerate(zip(cands, rows))
+                 for idx, ((impl, _), r) in enumerate(zip(cands, rows, strict=True))
                  if r is not None and r["status"] == OK and (s := samples_of(dict(r)))]
         if timed:
             impl, cfg = cands[min(timed)[3]]

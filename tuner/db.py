@@ -143,7 +143,7 @@ class TuningDB:
         with self._lock:
             cur = self._con.execute(sql, args)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -248,7 +248,7 @@ class TuningDB:
                 cur = con.execute(f"SELECT {', '.join(cols)} FROM {table}")
                 moved = []
                 for values in cur.fetchall():
-                    row = dict(zip(cols, values))
+                    row = dict(zip(cols, values, strict=True))
                     new = fn(row["key"])
                     if new != row["key"]:
                         moved.append((row, new))

@@ -66,8 +66,8 @@ def zero_pad5(x5: np.ndarray, p: Problem) -> np.ndarray:
     if all(lo == 0 and hi == 0 for lo, hi in pads):
         return x5
     sp = x5.shape[1:4] if p.channels_last else x5.shape[2:5]
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(sp, pads))
-    inner = tuple(slice(lo, lo + s) for s, (lo, _) in zip(sp, pads))
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(sp, pads, strict=True))
+    inner = tuple(slice(lo, lo + s) for s, (lo, _) in zip(sp, pads, strict=True))
     if p.channels_last:
         xp = np.zeros((x5.shape[0], *padded, x5.shape[4]), x5.dtype)
         xp[(slice(None), *inner, slice(None))] = x5

@@ -23,12 +23,8 @@ def _col_range(w_, ow_, sw, off):
     lo = 0
     if off < 0:
         lo = (-off + sw - 1) // sw
-    hi = ow_
     last = w_ - 1 - off                       # ow*sw <= last
-    if last < 0:
-        hi = 0
-    else:
-        hi = min(ow_, last // sw + 1)
+    hi = 0 if last < 0 else min(ow_, last // sw + 1)
     return lo, max(lo, hi)
 
 

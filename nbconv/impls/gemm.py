@@ -220,10 +220,7 @@ def im2col_plan(p: Problem, cap_mb: float) -> dict:
     k, _, _, _, o = _geometry(p)
     kc = math.prod(k) * (p.in_channels // p.groups)
     fg = p.out_channels // p.groups
-    if p.channels_last:
-        rows = p.batch * o[0] * o[1]
-    else:
-        rows = o[0] * o[1]
+    rows = p.batch * o[0] * o[1] if p.channels_last else o[0] * o[1]
     per_row = o[2] * kc * item
     tile_rows = int(max(1, min(rows, (cap_mb * 2 ** 20) // max(per_row, 1))))
     tiles = -(-rows // tile_rows) * (1 if p.channels_last else p.batch)
@@ -298,7 +295,7 @@ def gemm_1x1(x, w, b, p: Problem):
     x = check_array("x", x, p.input_shape, p)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
-    sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides))
+    sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides, strict=True))
     w2 = w.reshape(p.in_channels, p.out_channels)
     y = np.empty(p.output_shape, p.dtype)
     if p.channels_last:

@@ -43,7 +43,7 @@ def test_causal_pads_left_only():
 
 def test_key_round_trips_and_reads_well():
     p = make_problem("conv", (8, 56, 56, 64), rank=2, kernel=(3, 3), padding="same", out_channels=128)
-    assert p.key() == "conv/r2/float32/NHWC/n8/c64-128/g1/s56x56/k3x3/st1x1/d1x1/p1:1x1:1"
+    assert p.key() == "conv/r2/float32/NHWC/n8/c64-128/g1/s56x56/k3x3/st1x1/d1x1/p1:1x1:1/cpu"
     assert problem_from_key(p.key()) == p
     q = make_problem("avgpool", (2, 3, 9), rank=1, kernel=(2,), strides=(2,), layout="channels_first")
     assert problem_from_key(q.key()) == q

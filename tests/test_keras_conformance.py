@@ -5,6 +5,7 @@ constructor arguments are compared over a small grid (tiny inputs: this module r
 Keras is imported). Keras 3.15.1's torch AveragePooling `same` with an odd total pad is buggy
 (spec §11): those cases are checked against the reference instead.
 """
+import inspect
 import itertools
 import re
 import warnings
@@ -325,6 +326,33 @@ def test_variant_positional_order():
     a = L.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
     b = K.Conv3DTranspose(2, 3, 2, "valid", "channels_first", 1)
     assert (a.data_format, a.output_padding) == (b.data_format, tuple(b.output_padding))
+
+
+CONV_CLASSES = ["Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
+                "SeparableConv2D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"]
+
+
+@pytest.mark.parametrize("name", CONV_CLASSES)
+def test_conv_signatures_match_keras(name):
+    # names, order, kinds and defaults: positional calls mean the same in both
+    ours = list(inspect.signature(getattr(L, name)).parameters.values())
+    theirs = list(inspect.signature(getattr(K, name)).parameters.values())
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda lib: lib.Conv2D(4, 3, groups=2), (None, 2, 5, 2)),
+    (lambda lib: lib.Conv1D(4, 3, dilation_rate=2, data_format="channels_first"), (None, 3, 4)),
+    (lambda lib: lib.DepthwiseConv2D(3, depth_multiplier=2), (None, 2, 5, 3)),
+    (lambda lib: lib.DepthwiseConv1D(3, data_format="channels_first"), (None, 3, 2)),
+    (lambda lib: lib.SeparableConv1D(4, 3, depth_multiplier=2), (None, 2, 3)),
+])
+def test_output_size_message_matches_keras(make, shape):
+    with pytest.raises(ValueError) as kinfo:
+        make(K).compute_output_shape(shape)
+    with pytest.raises(ValueError) as ninfo:
+        make(L).compute_output_shape(shape)
+    assert str(ninfo.value) == str(kinfo.value)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -372,6 +372,31 @@ def test_variant_names_and_params():
     assert L.Conv1DTranspose(1, 1, strides=2).compute_output_shape((None, 3, 1)) == (None, 6, 1)
 
 
+@pytest.mark.parametrize("make, shape, names", [
+    (lambda: L.Conv2D(3, 2), (1, 5, 5, 2), ("kernel", "bias")),
+    (lambda: L.DepthwiseConv2D(2, depth_multiplier=2), (1, 5, 5, 2), ("kernel", "bias")),
+    (lambda: L.SeparableConv1D(3, 2), (1, 6, 2), ("depthwise_kernel", "pointwise_kernel", "bias")),
+    (lambda: L.Conv2DTranspose(3, 2, strides=2), (1, 3, 3, 2), ("kernel", "bias")),
+    (lambda: L.Dense(3), (2, 4), ("kernel", "bias")),
+    (lambda: L.LocallyConnected1D(3, 2), (1, 5, 2), ("kernel", "bias")),
+])
+def test_public_weights_are_read_only_and_set_weights_takes_effect(make, shape, names):
+    # ops caches prepared weights by the arrays' identity: an in-place write would be silently ignored
+    layer = make()
+    x = rand(*shape)
+    y = layer(x)
+    for view in [getattr(layer, n) for n in names] + layer.weights:
+        with pytest.raises(ValueError, match="read-only"):
+            view[...] = 0
+    weights = layer.get_weights()
+    assert all(w.flags.writeable for w in weights)
+    weights[0][...] = 0  # a copy: the layer does not change
+    np.testing.assert_array_equal(layer(x), y)
+    layer.set_weights(weights)
+    np.testing.assert_array_equal(getattr(layer, names[0]), 0)
+    np.testing.assert_array_equal(layer(x), np.zeros_like(y))  # zero kernel, zero bias
+
+
 def test_transpose_tail_cells_hold_only_the_bias():
     layer = L.Conv1DTranspose(1, 2, strides=3, bias_initializer="ones")
     y = layer(rand(1, 5, 1))

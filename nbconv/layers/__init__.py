@@ -1,16 +1,9 @@
 """Keras-exact layers on nbconv's kernels: same signatures, defaults, weights, shapes and errors."""
 from .base import Layer, clear_session
 from .conv import BaseConv, Conv1D, Conv2D, Conv3D
-from .conv_variants import (
-    Conv1DTranspose,
-    Conv2DTranspose,
-    Conv3DTranspose,
-    DepthwiseConv1D,
-    DepthwiseConv2D,
-    SeparableConv1D,
-    SeparableConv2D,
-)
+from .conv_base import ConvLayer
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer
+from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .local import LocallyConnected1D, LocallyConnected2D
 from .pooling import (
     AveragePooling1D,
@@ -26,8 +19,9 @@ from .pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
+from .transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
 
-# Aliases: the same classes, as in keras.layers (spec §6).
+# Aliases: the same classes, as in keras.layers.
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 Convolution1DTranspose, Convolution2DTranspose, Convolution3DTranspose = (
     Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)
@@ -59,7 +53,7 @@ def serialize(layer):
 
 
 __all__ = sorted(LAYER_CLASSES) + [
-    "Input", "Layer", "BaseConv", "clear_session", "deserialize", "serialize",
+    "Input", "Layer", "ConvLayer", "BaseConv", "clear_session", "deserialize", "serialize",
     "Convolution1D", "Convolution2D", "Convolution3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "Convolution1DTranspose",

@@ -62,6 +62,29 @@ def keep_object(value, kind):
     raise ValueError(f"Could not interpret {kind} identifier: {value}")
 
 
+def read_only(array):
+    """A read-only view (None stays None): the layer's own arrays stay private and writeable."""
+    if array is None:
+        return None
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+class WeightView:
+    """A public weight accessor (`layer.kernel`): a read-only view of the named weight, None before build.
+
+    ops caches prepared weights keyed on the weight arrays' identity, so a write into a weight in place
+    would be silently ignored; `set_weights` is the way to change them.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __get__(self, layer, owner=None):
+        return self if layer is None else read_only(layer._weight(self.name))
+
+
 def _shape_str(shape):
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -142,7 +165,8 @@ class Layer:
 
     @property
     def weights(self):
-        return [w for _, w in self._weights]
+        """Read-only views of the weights (see WeightView); `get_weights` returns copies."""
+        return [read_only(w) for _, w in self._weights]
 
     @property
     def trainable_weights(self):
@@ -159,7 +183,7 @@ class Layer:
         return sum(math.prod(w.shape) for w in self.weights)
 
     def get_weights(self):
-        return [w.copy() for w in self.weights]
+        return [w.copy() for _, w in self._weights]
 
     def set_weights(self, weights):
         weights = list(weights)

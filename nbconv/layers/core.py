@@ -11,7 +11,7 @@ from .. import ops
 from ..spec import Problem
 from . import activations, initializers
 from .args import check_bool, standardize_data_format
-from .base import Layer, keep_object, serialize_object
+from .base import Layer, WeightView, keep_object, serialize_object
 
 
 class Dense(Layer):
@@ -63,13 +63,8 @@ class Dense(Layer):
         self._bias = self._bias_or_zeros(self.units)
         self._problems.clear()
 
-    @property
-    def kernel(self):
-        return self._kernel
-
-    @property
-    def bias(self):
-        return self._weight("bias")
+    kernel = WeightView("kernel")
+    bias = WeightView("bias")
 
     def call(self, x):
         lead = x.shape[:-1]

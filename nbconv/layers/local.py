@@ -1,4 +1,4 @@
-"""LocallyConnected1D/2D (tf-keras semantics, spec §4.7), through `nbconv.ops.local`.
+"""LocallyConnected1D/2D (tf-keras semantics), through `nbconv.ops.local`.
 
 Weights are stored in the Keras layout of the chosen `implementation` (1, 2 or 3) so they move
 between tf-keras and nbconv unchanged; the kernel wants the canonical (P, *k, C_in, F) kernel and
@@ -14,7 +14,7 @@ from .. import ops
 from ..spec import make_problem
 from . import activations, initializers
 from .args import check_bool, positive_int, standardize_data_format, standardize_padding, standardize_tuple
-from .base import Layer, keep_object, serialize_object
+from .base import Layer, WeightView, keep_object, serialize_object
 
 # tf-keras's generic layer kwargs (anything else is a TypeError there, e.g. dilation_rate)
 _LAYER_KWARGS = {"name", "dtype", "trainable", "input_shape", "input_dim", "batch_input_shape",
@@ -148,7 +148,7 @@ class BaseLocallyConnected(Layer):
             return np.zeros((n_pos, f), self._np_dtype)
         if self.data_format == "channels_last":
             return np.ascontiguousarray(bias.reshape(n_pos, f))
-        # tf-keras bias_add *reshapes* the (*P_sp, F) bias to (F, *P_sp) for channels_first (spec §4.7)
+        # tf-keras bias_add *reshapes* the (*P_sp, F) bias to (F, *P_sp) for channels_first
         return np.ascontiguousarray(bias.reshape(f, n_pos).T)
 
     def _canonical_kernel(self, kernel):
@@ -185,13 +185,8 @@ class BaseLocallyConnected(Layer):
         w = np.where(self._in_bounds[:, :, None, None], w, 0).astype(self._np_dtype, copy=False)
         return np.ascontiguousarray(w.reshape(n_pos, *k, c, f))
 
-    @property
-    def kernel(self):
-        return self._weight("kernel")
-
-    @property
-    def bias(self):
-        return self._weight("bias")
+    kernel = WeightView("kernel")
+    bias = WeightView("bias")
 
     # -- forward ------------------------------------------------------------------------------
     def _problem(self, shape):

@@ -3,7 +3,8 @@
 Outputs, output shapes, parameter counts, weight shapes, config keys and the errors raised for bad
 constructor arguments are compared over a small grid (tiny inputs: this module runs in seconds once
 Keras is imported). Keras 3.15.1's torch AveragePooling `same` with an odd total pad is buggy
-(spec §11): those cases are checked against the reference instead.
+(it replicates the edge and divides by the full window): those cases are checked against the
+reference instead.
 """
 import inspect
 import itertools
@@ -104,7 +105,7 @@ def test_conv_even_kernel_same_pads_after_and_kernel_larger_than_input():
 
 
 def _odd_average_same(pool, strides, sp):
-    for n, k, s in zip(sp, pool, strides):
+    for n, k, s in zip(sp, pool, strides, strict=True):
         lo, hi = same_pads(n, k, s)
         if lo != hi:
             return True
@@ -129,7 +130,7 @@ def test_pooling(name, pool, kwargs, shape, keras_bug):
     if not keras_bug:
         compare(name, (pool,), kwargs, shape)
         return
-    # spec §11: torch backend replicates the edge and divides by the full window; nbconv excludes pads
+    # Keras's torch backend replicates the edge and divides by the full window; nbconv excludes pads
     layer = getattr(L, name)(pool, **kwargs)
     x = rand(shape)
     p = make_problem("avgpool", shape, rank=layer.rank, kernel=layer.pool_size, strides=layer.strides,
@@ -286,7 +287,7 @@ def _transpose_grid():
         if rank == 3 and (fmt, kernel) != ("channels_last", 3):
             continue
         if pad == "same" and out_pad is not None and kernel % 2 == 0 and out_pad == 0:
-            continue  # unspecified in Keras (spec §2 trap)
+            continue  # unspecified in Keras
         sp = {1: (5,), 2: (4, 3), 3: (3, 2, 3)}[rank]
         shape = (2, *sp, 3) if fmt == "channels_last" else (2, 3, *sp)
         kw = dict(strides=strides, padding=pad, data_format=fmt, dilation_rate=dil, output_padding=out_pad)

@@ -1,4 +1,4 @@
-"""Bad input: Keras 3's exception types and message starts (spec §7), raised before any kernel runs."""
+"""Bad input: Keras 3's exception types and message starts, raised before any kernel runs."""
 import re
 
 import numpy as np
@@ -26,7 +26,7 @@ def raises(exc, start):
     return pytest.raises(exc, match="^" + re.escape(start))
 
 
-# -- constructor rows of spec §7 -------------------------------------------------------------------
+# -- bad constructor arguments ------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [
     lambda: L.Conv2D(4, 3, strides=2, dilation_rate=2),
     lambda: L.Conv2D(4, 3, strides=(2, 1), dilation_rate=(1, 2)),
@@ -142,7 +142,7 @@ def test_average_pooling_needs_pool_size():
 
 
 def test_legacy_positional_third_int_is_strides():
-    # Keras 3: Conv2D(64, 9, 9) means kernel 9, strides 9 (spec §9), silently
+    # Keras 3: Conv2D(64, 9, 9) means kernel 9, strides 9, silently
     layer = L.Conv2D(64, 9, 9)
     assert layer.kernel_size == (9, 9) and layer.strides == (9, 9)
     assert layer.compute_output_shape((None, 33, 33, 1)) == (None, 3, 3, 64)

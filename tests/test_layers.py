@@ -184,14 +184,14 @@ def windows(in_sp, out_sp, kernel, strides, padding):
     """Per output position, the in-bounds input positions of its window (tf-keras conv_connected_inputs)."""
     for out in itertools.product(*[range(o) for o in out_sp]):
         ranges = []
-        for o, k, s, n in zip(out, kernel, strides, in_sp):
+        for o, k, s, n in zip(out, kernel, strides, in_sp, strict=True):
             start = o * s - (k // 2 if padding == "same" else 0)
             ranges.append([i for i in range(start, start + k) if 0 <= i < n])
         yield out, list(itertools.product(*ranges))
 
 
 def lc_tf_keras_forward(layer, x):
-    """y for the layer's Keras-layout weights, written from spec §4.7 (float64)."""
+    """y for the layer's Keras-layout weights, written as plain loops (float64)."""
     cl = layer.data_format == "channels_last"
     xl = x if cl else np.moveaxis(x, 1, -1)
     in_sp, c, f = xl.shape[1:-1], xl.shape[-1], layer.filters
@@ -201,7 +201,8 @@ def lc_tf_keras_forward(layer, x):
     y = np.zeros((x.shape[0], *out_sp, f))
     if layer.implementation == 1:
         for p, (out, _) in enumerate(windows(in_sp, out_sp, layer.kernel_size, layer.strides, "valid")):
-            sl = tuple(slice(o * s, o * s + k) for o, s, k in zip(out, layer.strides, layer.kernel_size))
+            axes = zip(out, layer.strides, layer.kernel_size, strict=True)
+            sl = tuple(slice(o * s, o * s + k) for o, s, k in axes)
             if cl:
                 patch = xl[(slice(None), *sl)].reshape(x.shape[0], -1)                 # (k..., C)
             else:
@@ -408,7 +409,7 @@ def test_aliases_are_the_same_classes():
     assert L.MaxPool3D is L.MaxPooling3D and L.AvgPool1D is L.AveragePooling1D
     assert L.GlobalMaxPool1D is L.GlobalMaxPooling1D and L.GlobalAvgPool3D is L.GlobalAveragePooling3D
     assert L.Convolution2DTranspose is L.Conv2DTranspose and L.SeparableConvolution1D is L.SeparableConv1D
-    assert not hasattr(L, "Deconvolution2D")  # not in Keras 3 either (spec §6)
+    assert not hasattr(L, "Deconvolution2D")  # not in Keras 3 either
 
 
 @pytest.mark.parametrize("layer", [
@@ -569,7 +570,8 @@ def conv_configs(draw):
     strides = tuple(draw(st.integers(1, 2)) if use_stride else 1 for _ in range(rank))
     dilation = tuple(1 if use_stride else draw(st.integers(1, 2)) for _ in range(rank))
     padding = draw(st.sampled_from(["valid", "same"] + (["causal"] if rank == 1 else [])))
-    spatial = tuple(draw(st.integers((k - 1) * d + 1, (k - 1) * d + 4)) for k, d in zip(kernel, dilation))
+    spatial = tuple(draw(st.integers((k - 1) * d + 1, (k - 1) * d + 4))
+                    for k, d in zip(kernel, dilation, strict=True))
     batch = draw(st.integers(1, 2))
     shape = (batch, *spatial, c) if fmt == "channels_last" else (batch, c, *spatial)
     kw = dict(strides=strides, padding=padding, data_format=fmt, dilation_rate=dilation, groups=groups,

@@ -1,4 +1,4 @@
-"""Sequential: construction, predict, weights, config and Keras 3's summary table (spec §10)."""
+"""Sequential: construction, predict, weights, config and Keras 3's summary table."""
 import warnings
 
 import numpy as np

@@ -1,5 +1,5 @@
-"""The float64 oracle (nbconv.reference) against brute-force loops written from the spec, and the
-spec's worked pooling examples (keras_spec §3).
+"""The float64 oracle (nbconv.reference) against brute-force loops written from Keras's rules, and
+worked pooling examples checked by hand against Keras.
 
 The brute-force loops index the input cell by cell with explicit bounds checks, so they share
 nothing with the reference's padded strided-window views.
@@ -153,7 +153,7 @@ def test_local_matches_brute_force(case):
 
 
 def test_local_same_pads_left_by_k_over_2():
-    # tf-keras LC `same`: k=2 s=1 pads one on the LEFT (spec §4.7), unlike conv `same`.
+    # tf-keras LC `same`: k=2 s=1 pads one on the LEFT, unlike conv `same`.
     p = make_problem("local", (1, 4, 1), rank=1, kernel=(2,), padding="same", out_channels=1)
     assert p.pads == ((1, 0),) and p.out_spatial == (4,)
     x = np.arange(1.0, 5.0).reshape(1, 4, 1)
@@ -170,7 +170,7 @@ def test_dense_matches_loops():
     np.testing.assert_allclose(reference.run("dense", p, x, w, b), want, rtol=1e-12)
 
 
-# -- the spec's worked pooling examples (keras_spec §3.3, §2) ----------------------------------
+# -- the spec's worked pooling examples ----------------------------------
 
 def _pool1d(op, values, k, s, padding):
     x = np.asarray(values, np.float64).reshape(1, -1, 1)

@@ -1,4 +1,4 @@
-"""Problem normalisation: output lengths and pad splits of spec §2, §3 and §4.7."""
+"""Problem normalisation: output lengths, `same`/`causal` pad splits, and LocallyConnected's `same`."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""Keras 3 argument normalisation, with Keras's exception types and message texts (spec §1, §7)."""
+"""Keras 3 argument normalisation, with Keras's exception types and message texts."""
 from __future__ import annotations
 
 import numbers

@@ -192,7 +192,7 @@ class Layer:
                              f"of length {len(weights)}, but the layer was expecting "
                              f"{len(self._weights)} weights.")
         new = []
-        for (wname, old), value in zip(self._weights, weights):
+        for (wname, old), value in zip(self._weights, weights, strict=True):
             value = np.asarray(value)
             if value.shape != old.shape:
                 raise ValueError(f"Layer {self.name} weight shape {old.shape} is not compatible with "

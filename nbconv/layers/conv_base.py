@@ -86,7 +86,7 @@ class ConvLayer(Layer):
     def _output_spatial(self, input_shape):
         spatial, channels = self._split(input_shape)
         out = tuple(conv_output_length(n, k, s, d, self.padding) for n, k, s, d in zip(
-            spatial, self.kernel_size, self.strides, self.dilation_rate))
+            spatial, self.kernel_size, self.strides, self.dilation_rate, strict=True))
         if any(o is not None and o <= 0 for o in out):
             kernel = (*self.kernel_size, channels, self._output_channels(channels))  # as Keras prints it
             raise ValueError(

@@ -34,7 +34,7 @@ def window_table(in_sp, out_sp, kernel, strides, lo):
     offs = np.meshgrid(*[np.arange(k) for k in kernel], indexing="ij")
     flat_in = np.zeros((math.prod(out_sp), math.prod(kernel)), np.int64)
     ok = np.ones_like(flat_in, dtype=bool)
-    for ax, (g, off) in enumerate(zip(grids, offs)):
+    for ax, (g, off) in enumerate(zip(grids, offs, strict=True)):
         pos = g.reshape(-1, 1) * strides[ax] - lo[ax] + off.reshape(1, -1)
         ok &= (pos >= 0) & (pos < in_sp[ax])
         flat_in = flat_in * in_sp[ax] + np.clip(pos, 0, in_sp[ax] - 1)
@@ -92,7 +92,7 @@ class BaseLocallyConnected(Layer):
                              f"fully-defined, but layer {self.name} received the inputs shape "
                              f"{input_shape}")
         out = tuple(lc_output_length(n, k, s, self.padding)
-                    for n, k, s in zip(in_sp, self.kernel_size, self.strides))
+                    for n, k, s in zip(in_sp, self.kernel_size, self.strides, strict=True))
         if any(o <= 0 for o in out):
             raise ValueError(f"One of the dimensions in the output is <= 0 due to downsampling in "
                              f"{self.name}. Consider increasing the input size. Received input shape "

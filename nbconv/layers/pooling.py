@@ -1,6 +1,6 @@
 """Max/Average pooling 1-3D and global pooling, through `nbconv.ops.pool`.
 
-Pads are never values (spec §3.3): the kernels ignore them for max and leave them out of the
+Pads are never values: the kernels ignore them for max and leave them out of the
 average's divisor. Global pooling is a pool Problem whose window is the whole spatial extent.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ class BasePooling(Layer):
         if 0 in self.strides:
             standardize_tuple(self.strides, self.rank, "strides")  # raises the Keras message
         out = tuple(conv_output_length(n, k, s, 1, self.padding)
-                    for n, k, s in zip(self._spatial(input_shape), self.pool_size, self.strides))
+                    for n, k, s in zip(self._spatial(input_shape), self.pool_size, self.strides, strict=True))
         if any(o is not None and o <= 0 for o in out):
             raise ValueError("Computed output size would be zero or negative. Received: "
                              f"`inputs.shape={input_shape}` and `pool_size={self.pool_size}`.")

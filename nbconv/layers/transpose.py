@@ -41,7 +41,7 @@ class BaseConvTranspose(ConvLayer):
             output_padding, rank, "output_padding", allow_zero=True)
         self.filters = positive_int(filters, "filters")
         self._weight_args("kernel", kernel_initializer, kernel_regularizer, kernel_constraint)
-        for i, (op, s) in enumerate(zip(self.output_padding or (), self.strides)):
+        for i, (op, s) in enumerate(zip(self.output_padding or (), self.strides, strict=False)):
             if op >= s:
                 raise ValueError(
                     "`output_padding` must be strictly less than `strides` for all dimensions. "
@@ -51,8 +51,9 @@ class BaseConvTranspose(ConvLayer):
 
     def _output_spatial(self, input_shape):
         output_padding = self.output_padding or (None,) * self.rank
-        return tuple(transpose_output_length(n, k, s, d, self.padding, op) for n, k, s, d, op in zip(
-            self._split(input_shape)[0], self.kernel_size, self.strides, self.dilation_rate, output_padding))
+        axes = zip(self._split(input_shape)[0], self.kernel_size, self.strides, self.dilation_rate,
+                   output_padding, strict=True)
+        return tuple(transpose_output_length(n, k, s, d, self.padding, op) for n, k, s, d, op in axes)
 
     def _kernel_weights(self, channels):
         return [("kernel", (*self.kernel_size, self.filters, channels), self.kernel_initializer)]
@@ -67,11 +68,13 @@ class BaseConvTranspose(ConvLayer):
         spatial, c = self._split(shape)
         out = self._output_spatial(shape)
         pads = []
-        for n, k, s, d, o in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, out):
+        axes = zip(spatial, self.kernel_size, self.strides, self.dilation_rate, out, strict=True)
+        for n, k, s, d, o in axes:
             ke = effective_kernel(k, d)
             lift = 0 if self.padding == "valid" else max((n - 1) * s + ke - o, 0) // 2
             pads.append((ke - 1 - lift, o + lift - (n - 1) * s - 1))
-        big = self._join(shape[0], tuple((n - 1) * s + 1 for n, s in zip(spatial, self.strides)), c)
+        dilated = tuple((n - 1) * s + 1 for n, s in zip(spatial, self.strides, strict=True))
+        big = self._join(shape[0], dilated, c)
         return self._conv_problem(big, strides=None, padding=tuple(pads), out_channels=self.filters), big
 
     def call(self, x):

@@ -618,7 +618,8 @@ def test_random_pool_layers_match_reference(config):
 def test_locally_connected_tf_keras_kwargs():
     kernel = rand(4, 3 * 2, 2)
     bias = rand(4, 2)
-    layer = L.LocallyConnected1D(2, 3, weights=[kernel, bias], batch_input_shape=(None, 6, 2))
+    with pytest.warns(UserWarning, match="Do not pass an `input_shape`"):
+        layer = L.LocallyConnected1D(2, 3, weights=[kernel, bias], batch_input_shape=(None, 6, 2))
     assert layer._input_shape_arg == (6, 2)
     y = layer(rand(1, 6, 2))
     np.testing.assert_array_equal(layer.get_weights()[0], kernel)

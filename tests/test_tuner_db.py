@@ -143,14 +143,15 @@ def test_unwritable_location_falls_back_to_memory(tmp_path):
     assert t.select("op", P("k2"), (np.ones(3),)).how == "measured"
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write anywhere")
 def test_read_only_directory_falls_back_to_memory(tmp_path):
+    # /proc refuses new files even to root (CI runs as root); elsewhere a directory made read-only
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
+    where = "/proc" if sys.platform == "linux" else str(ro)
     try:
         with pytest.warns(RuntimeWarning, match="unusable"):
-            db = TuningDB(str(ro / "t.sqlite"))
+            db = TuningDB(os.path.join(where, "t.sqlite"))
         assert db.in_memory
     finally:
         ro.chmod(0o700)

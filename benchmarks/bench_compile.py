@@ -30,7 +30,6 @@ PROBES = {
 # (registries, LLVM) is paid on a trivial function first so it is charged to no impl.
 CHILD = r"""
 import json, sys, time
-import numpy as np
 from numba import njit
 njit(lambda a: a + 1)(1)
 import nbconv.ops
@@ -42,9 +41,7 @@ for cand, key in json.loads(sys.stdin.read()).items():
     p = problem_from_key(key)
     impl = registry.get(op, name)
     cfg = impl.configs_for(p)[0]
-    rng = np.random.default_rng(0)
-    shapes = [p.input_shape] + ([] if op in ("maxpool", "avgpool") else [p.weight_shape, p.bias_shape])
-    args = [rng.uniform(-1, 1, s).astype(p.dtype) for s in shapes]
+    args = nbconv.ops.make_args(op, p)
     t0 = time.perf_counter(); impl.fn(*args, p, **cfg); t1 = time.perf_counter()
     impl.fn(*args, p, **cfg); t2 = time.perf_counter()
     out[cand] = max((t1 - t0) - (t2 - t1), 0.0)

@@ -5,12 +5,12 @@ Cold tuning uses a fresh Tuner with an empty in-memory database and the knobs' s
 a user's first call of a new shape pays), with every candidate compiled beforehand: compile
 time is its own benchmark (bench_compile)."""
 import functools
-import time
 
 import numpy as np
 
 import nbconv.ops
 from nbconv import env, knobs, reference
+from reports import timing
 from tuner import Tuner, TuningDB, Verifier, registry
 
 from .common import arrays, problem, tiny
@@ -100,18 +100,14 @@ class Dispatch:
         decided_call(tiny())[4]()
 
     def track_overhead_us(self):
-        """Median of (dispatch - direct) over interleaved batches, microseconds per call."""
+        """Median of (dispatch - direct) over samples taken in turns by the tuner's loop
+        (reports.timing), microseconds per call; round i of each is a pair."""
         p, x, w, b, direct = decided_call(tiny())
-        n, diffs = (50, []) if tiny() else (500, [])
-        for _ in range(5 if tiny() else 15):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                nbconv.ops.conv(x, w, b, p)
-            t1 = time.perf_counter()
-            for _ in range(n):
-                direct()
-            t2 = time.perf_counter()
-            diffs.append(((t1 - t0) - (t2 - t1)) / n * 1e6)
+        n = 5 if tiny() else 15
+        s = timing.exactly(n, min_sample_s=2e-4 if tiny() else 2e-3)
+        ms = timing.measure_many({"layer": lambda: (lambda: nbconv.ops.conv(x, w, b, p)),
+                                  "direct": lambda: direct}, s)
+        diffs = np.subtract(ms["layer"].samples, ms["direct"].samples) * 1e6
         return max(float(np.median(diffs)), 0.0)
 
     track_overhead_us.unit = "us"

@@ -13,9 +13,7 @@ from __future__ import annotations
 import functools
 import json
 
-import numpy as np
-
-import nbconv.ops  # noqa: F401  (imports nbconv.impls: fills the registry)
+import nbconv.ops  # (imports nbconv.impls: fills the registry)
 from nbconv import knobs, reference
 from nbconv.spec import make_problem
 from tuner import registry
@@ -76,15 +74,8 @@ def problem(op, rank, k, s, layout, *, batch, spatial, c_in, c_out, padding="sam
 
 @functools.lru_cache(maxsize=None)
 def arrays(p):
-    """Random inputs in [-1, 1] (never zeros) in the kernels' call convention for p.op."""
-    rng = np.random.default_rng(0)
-
-    def rand(shape):
-        return rng.uniform(-1.0, 1.0, size=shape).astype(p.dtype)
-    x = rand(p.input_shape)
-    if p.op in ("maxpool", "avgpool"):
-        return (x,)
-    return x, rand(p.weight_shape), rand(p.bias_shape)
+    """`nbconv.ops.make_args` (the one argument builder), built once per process and problem."""
+    return nbconv.ops.make_args(p.op, p)
 
 
 def check_applies(op, name, p):

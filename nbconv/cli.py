@@ -1,5 +1,5 @@
 """`nbconv` command line: tune, explain, db export|import|list|clear|path, overhead;
-`bench` and `report` delegate (lazily) to nbconv.bench and reports.cli.
+`bench` and `report` delegate (lazily, through importlib) to reports.compare and reports.cli.
 
     nbconv tune [--csv FILE] [--batch N] [--layout L] [--dtype D] [--retune]
     nbconv tune --model package.module:attr --input-shape 1,128,128,3
@@ -60,11 +60,18 @@ def _ints(text: str, what: str) -> tuple:
     return vals
 
 
-def _peak(enabled: bool):
-    if not enabled:
+def _yardstick(name: str):
+    """reports.yardsticks' sgemm or copy Yardstick (value, spread), measured now; None when the
+    reports package is not installed. Imported at call time: the library never imports it."""
+    try:
+        ys = importlib.import_module("reports.yardsticks")
+    except ImportError:
         return None
-    from . import env
-    return env.sgemm_peak_gflops()
+    return getattr(ys, name)()
+
+
+def _peak(enabled: bool):
+    return _yardstick("sgemm") if enabled else None
 
 
 def _gflops(p, median_s):
@@ -171,7 +178,8 @@ def cmd_tune(a) -> int:
         for name, p in _progress(shapes, "tuning"):
             decided.append((name, "conv", p, ops.tuner().select("conv", p, ops.make_args("conv", p),
                                                                 retune=a.retune)))
-    peak = _peak(not a.no_peak)
+    ys = _peak(not a.no_peak)
+    peak = ys and ys.value
     from tuner import config_json, label
     recs = {(r["key"], r["op"], r["impl"], config_json(r["config"])): r for r in ops.records()}
     for name, op, p, d in decided:
@@ -184,7 +192,7 @@ def cmd_tune(a) -> int:
                      _fmt(g and peak and 100 * g / peak, ".0f")])
     print(f"tuning database: {ops.tuner().db.path}")
     if peak:
-        print(f"sgemm peak: {peak:.1f} GFLOP/s (numpy, measured now)")
+        print(f"sgemm peak: {peak:.1f} GFLOP/s ±{100 * ys.spread:.1f} % (numpy, measured now)")
     _table(["shape", "op", "winner", "how", "tie", "partner", "margin", "median ms", "GFLOP/s", "% peak"],
            rows)
     return 0
@@ -213,15 +221,13 @@ def cmd_explain(a) -> int:
         ex = ops.explain(op, p, measure=not a.no_measure)
         # % of peak: compute-bound ops against the sgemm peak, pooling against copy bandwidth
         pooling = op in ("maxpool", "avgpool")
-        peak = None
-        if not a.no_peak:
-            from . import env
-            peak = env.copy_bandwidth_gbs() if pooling else env.sgemm_peak_gflops()
+        ys = None if a.no_peak else _yardstick("copy" if pooling else "sgemm")
+        peak = ys and ys.value
         print(f"{name}: {op} {p.key()}")
         peak_text = ""
         if peak:
             peak_text = f"; % peak is of {'copy bandwidth' if pooling else 'sgemm peak'} " \
-                        f"{peak:.1f} {'GB/s' if pooling else 'GFLOP/s'} (measured now)"
+                        f"{peak:.1f} {ys.unit} ±{100 * ys.spread:.1f} % (measured now)"
         print(f"  {p.flops() / 1e9:.4g} GFLOP, {p.bytes() / 1e6:.4g} MB moved per call{peak_text}")
         rows = []
         for r in ex["rows"]:
@@ -312,22 +318,29 @@ def cmd_overhead(a) -> int:
     except ImportError:
         pass
 
-    def per_call(f, n=200):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            f()
-        return (time.perf_counter() - t0) / n
-    times = {name: [] for name in calls}
-    for _ in range(a.repeats):                     # interleaved, so drift hits all alike
-        for name, f in calls.items():
-            times[name].append(per_call(f))
+    # the tuner's own loop: first call apart, warm-up, inner repetitions doubled to 2 ms, then
+    # samples in turns (so drift hits all alike and round i of each is a pair)
+    from tuner import Measurement, Settings
+    from tuner.measure import begin, sample_round_robin
+    from tuner.registry import sync_timer
+    s = Settings(min_sample_s=2e-3, min_samples=a.repeats, max_samples=a.repeats,
+                 candidate_budget_s=float("inf"))           # exactly --repeats samples each
+    timer, ms, entries = sync_timer(), {}, []
+    for name, f in calls.items():
+        m = ms[name] = Measurement(name, {}, "")
+        call = begin(lambda f=f: f, m, timer=timer, check=lambda out: (True, None, ""), settings=s)
+        if call is None:
+            raise SystemExit(f"nbconv overhead: {name}: {m.reason}")
+        entries.append((call, m, timer))
+    sample_round_robin(entries, s)
+    times = {name: m.samples for name, m in ms.items()}
     base = np.array(times["kernel called directly"])
     print(f"problem: {p.key()}  chosen: {ops.decision('conv', p).name}")
-    print(f"median of {a.repeats} interleaved samples of 200 calls each")
+    print(f"median of {a.repeats} interleaved samples, each of >= 2 ms of calls (the tuner's loop)")
     rows = []
     for name, t in times.items():
         t = np.array(t)
-        extra = "" if t is base else _fmt(float(np.median(t - base)) * 1e6, ".2f")
+        extra = "" if name == "kernel called directly" else _fmt(float(np.median(t - base)) * 1e6, ".2f")
         rows.append([name, _fmt(float(np.median(t)) * 1e6, ".2f"), extra])
     _table(["call", "us/call", "dispatch overhead us (median paired difference)"], rows)
     return 0
@@ -377,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--input-shape", default="1,4,4,8", help="a tiny 1x1 conv input (default 1,4,4,8)")
     o.add_argument("--repeats", type=int, default=51)
 
-    sub.add_parser("bench", help="benchmarks against PyTorch (nbconv.bench)", add_help=False)
+    sub.add_parser("bench", help="benchmarks against PyTorch (reports.compare)", add_help=False)
     sub.add_parser("report", help="the performance report (reports.cli)", add_help=False)
     return ap
 
@@ -391,7 +404,7 @@ def main(argv=None) -> int:
                 if i == 2:
                     from . import knobs
                     knobs.set_tuning_db(argv[1])
-                return _delegate("nbconv.bench" if word == "bench" else "reports.cli", argv[i + 1:], word)
+                return _delegate("reports.compare" if word == "bench" else "reports.cli", argv[i + 1:], word)
             break
     a = build_parser().parse_args(argv)
     if a.db:

@@ -1,20 +1,16 @@
-"""The machine: a tuning fingerprint, and measured sgemm peak and copy bandwidth.
+"""The machine's tuning fingerprint.
 
-The fingerprint holds what changes which kernel is fastest: CPU model and a hash of its
-flags, core count, Numba and BLAS thread counts, numba/llvmlite/numpy/scipy/Python versions.
-Peak figures are measured once per process (cached) with numpy; the report module uses them too.
+It holds what changes which kernel is fastest: CPU model and a hash of its flags, core count,
+Numba and BLAS thread counts, numba/llvmlite/numpy/scipy/Python versions. (The machine's
+yardsticks, sgemm peak and copy bandwidth, are measured in `reports.yardsticks`.)
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import platform
 import sys
-import time
 from importlib import metadata
-
-import numpy as np
 
 
 def _cpuinfo() -> tuple[str, str]:
@@ -98,33 +94,3 @@ def _host() -> dict:
         "scipy": _version("scipy"),
         "python": platform.python_version(),
     }
-
-
-def _best_time(fn, repeats):
-    fn()                                    # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-@functools.lru_cache(maxsize=None)
-def sgemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best float32 GEMM throughput of numpy's BLAS (n x n x n), GFLOP/s, measured once."""
-    rng = np.random.default_rng(0)
-    a = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-    b = rng.uniform(-1, 1, (n, n)).astype(np.float32)
-    c = np.empty((n, n), np.float32)
-    t = _best_time(lambda: np.matmul(a, b, out=c), repeats)
-    return 2.0 * n ** 3 / t / 1e9
-
-
-@functools.lru_cache(maxsize=None)
-def copy_bandwidth_gbs(nbytes: int = 1 << 26, repeats: int = 5) -> float:
-    """Best memory copy rate (bytes read + bytes written) of np.copyto, GB/s, measured once."""
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.empty_like(src)
-    t = _best_time(lambda: np.copyto(dst, src), repeats)
-    return 2.0 * src.nbytes / t / 1e9

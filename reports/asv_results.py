@@ -18,7 +18,8 @@ def _value(text):
 
 def load(results_dir) -> tuple[pd.DataFrame, dict]:
     """(rows, info) of the newest results file under `results_dir` (asv's results_dir, e.g.
-    .asv/results): one row per benchmark and parameter combination that has a value;
+    .asv/results): one row per benchmark and parameter combination that has a value (asv's
+    median) and, where asv saved them, its quartiles `q25`/`q75` (NaN otherwise);
     info = {commit, date, env, file}. Raises FileNotFoundError when there is none."""
     root = Path(results_dir)
     meta_file = root / "benchmarks.json"
@@ -43,11 +44,14 @@ def load(results_dir) -> tuple[pd.DataFrame, dict]:
         names = bm.get("param_names", [])
         params = r.get("params") or bm.get("params") or []
         combos = list(itertools.product(*params)) if params else [()]
-        for combo, value in zip(combos, r.get("result") or []):
+        q25s, q75s = r.get("stats_q_25") or [], r.get("stats_q_75") or []
+        for i, (combo, value) in enumerate(zip(combos, r.get("result") or [])):
             if value is None or value != value:            # failed or n/a
                 continue
+            q25 = q25s[i] if i < len(q25s) and q25s[i] is not None else float("nan")
+            q75 = q75s[i] if i < len(q75s) and q75s[i] is not None else float("nan")
             row = {"benchmark": name, "type": bm.get("type", ""), "unit": bm.get("unit", ""),
-                   "value": float(value),
+                   "value": float(value), "q25": float(q25), "q75": float(q75),
                    "params": ", ".join(f"{n}={_value(v)}" for n, v in zip(names, combo))}
             row.update({n: _value(v) for n, v in zip(names, combo)})
             rows.append(row)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import anchors as anchors_mod
-from . import asv_results, figures, html, machine, sweep, torch_anchor
+from . import asv_results, figures, html, machine, sweep, timing, torch_anchor, yardsticks
 
 
 def parse(argv):
@@ -39,52 +38,96 @@ def parse(argv):
     return a
 
 
+def _pct(x):
+    return 100 * x if x is not None and x == x else float("nan")
+
+
+def reference_table(df, decisions, anchors):
+    """Tuned nbconv against PyTorch per reference shape. Two sources, labelled: the tuned layer
+    path timed now in turns with torch (`timed now`), and the tuner database's median of the
+    winner (`tuner DB`, what tuning measured earlier). Ratio and verdict use the timed-now
+    figures only (the tuner's significance rule)."""
+    ref = df[(df.section == "reference") & (df.status == "ok")]
+    shapes = list(dict.fromkeys(ref["shape"]))
+    dec = {d["shape"]: d for d in decisions}
+    out = []
+    for shape in shapes:
+        g = ref[ref["shape"] == shape]
+        flops = float(g.flops.iloc[0])
+        row = {"shape": shape, "winner (tuner DB)": dec.get(shape, {}).get("winner", "")}
+        d = dec.get(shape, {})
+        row["winner GFLOP/s (tuner DB)"] = flops / d["winner_s"] / 1e9 if d.get("winner_s") else np.nan
+        row["± % (tuner DB)"] = _pct(d.get("winner_spread"))
+        tuned = g[g.impl == "nbconv (tuned)"]
+        nb = tuned.iloc[0] if len(tuned) else None
+        row["tuned nbconv GFLOP/s (timed now)"] = nb.gflops if nb is not None else np.nan
+        row["± % (now)"] = _pct(nb.spread) if nb is not None else np.nan
+        row["% sgemm peak (timed now)"] = \
+            100 * row["tuned nbconv GFLOP/s (timed now)"] / anchors["sgemm_gflops"]
+        tr = g[g.impl.isin(figures.TORCH)]
+        if len(tr) and nb is not None:
+            t = tr.loc[tr.gflops.idxmax()]
+            row["torch best format"] = t.impl.replace("torch ", "")
+            row["torch GFLOP/s (timed now)"] = t.gflops
+            row["torch ± % (now)"] = _pct(t.spread)
+            row["ratio nbconv/torch"] = nb.gflops / t.gflops
+            row["ratio range (IQRs)"] = f"{t.q1_s / nb.q3_s:.3g}–{t.q3_s / nb.q1_s:.3g}"
+            v = timing.verdict(*(timing.Measurement("", {}, "", samples=list(x.times)) for x in (nb, t)))
+            row["faster (tuner's rule)"] = {"a": "nbconv", "b": "torch", "tie": "tie"}[v]
+            row["_lo"], row["_hi"] = t.q1_s / nb.q3_s, t.q3_s / nb.q1_s
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def summary_tables(df, decisions, anchors):
     tables = {}
-    ref = df[(df.section == "reference") & (df.status == "ok")]
-    if not ref.empty:
-        best = ref.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
-        best = best.reindex(list(dict.fromkeys(ref["shape"])))
-        t = pd.DataFrame({"shape": best.index})
-        dec = {d["shape"]: d for d in decisions}
-        t["winner"] = [dec.get(s, {}).get("winner", "") for s in best.index]
-        tuned = best.get("nbconv (tuned)", pd.Series(np.nan, best.index))
-        # without a timed layer call (--no-sweep), the stored winner's median stands in
-        flops = ref.groupby("shape").flops.first()
-        won = pd.Series({s: flops[s] / dec[s]["winner_s"] / 1e9 for s in best.index
-                         if dec.get(s, {}).get("winner_s")}, dtype=float)
-        t["nbconv GFLOP/s"] = tuned.fillna(won.reindex(best.index)).values
-        t["% sgemm peak"] = 100 * t["nbconv GFLOP/s"] / anchors["sgemm_gflops"]
-        torch_cols = [c for c in figures.TORCH if c in best.columns]
-        if torch_cols:
-            tb = best[torch_cols].max(axis=1)
-            t["torch best"] = best[torch_cols].idxmax(axis=1).str.replace("torch ", "").values
-            t["torch GFLOP/s"] = tb.values
-            t["ratio nbconv/torch"] = t["nbconv GFLOP/s"].values / tb.values
-        tables["Reference shapes: tuned nbconv against PyTorch"] = t
-        if torch_cols:
-            r = t["ratio nbconv/torch"].dropna()
-            r = r[r > 0]
+    t = reference_table(df, decisions, anchors) if "reference" in set(df.section) else pd.DataFrame()
+    if not t.empty:
+        bounds = t[["_lo", "_hi"]] if "_lo" in t.columns else None
+        t = t.drop(columns=[c for c in ("_lo", "_hi") if c in t.columns])
+        tables["Reference shapes: tuned nbconv against PyTorch (timed now = this run, in turns with "
+               "torch; tuner DB = the tuning database's median of the winner)"] = t
+        if "ratio nbconv/torch" in t.columns:
+            ok = t["ratio nbconv/torch"].notna() & (t["ratio nbconv/torch"] > 0)
+            r = t["ratio nbconv/torch"][ok]
             if len(r):
-                tables["Geometric mean of the ratio"] = pd.DataFrame(
-                    {"shapes": [len(r)], "geomean nbconv/torch": [float(np.exp(np.log(r).mean()))]})
+                lo, hi = bounds["_lo"][ok].astype(float), bounds["_hi"][ok].astype(float)
+                verdicts = t["faster (tuner's rule)"][ok].value_counts()
+                tables["Geometric mean of the ratio (timed now)"] = pd.DataFrame({
+                    "shapes": [len(r)], "geomean nbconv/torch": [float(np.exp(np.log(r).mean()))],
+                    "geomean over the IQR bounds": [f"{np.exp(np.log(lo).mean()):.3g}–"
+                                                    f"{np.exp(np.log(hi).mean()):.3g}"],
+                    "nbconv / tie / torch faster": [" / ".join(str(verdicts.get(k, 0))
+                                                               for k in ("nbconv", "tie", "torch"))]})
     if decisions:
         d = pd.DataFrame(decisions)
         d["margin %"] = 100 * d["margin"].astype(float)
-        cols = ["shape", "winner", "runner_up", "margin %", "tie", "winner_s", "runner_up_s", "tune_s",
-                "source"]
-        tables["Tuner decisions (winner, runner-up, margin = runner-up / winner - 1)"] = \
+        for c in ("winner_spread", "runner_up_spread"):
+            if c in d.columns:
+                d[c.replace("_spread", " ± %")] = 100 * d[c].astype(float)
+        cols = ["shape", "winner", "runner_up", "margin %", "tie", "winner_s", "winner ± %", "runner_up_s",
+                "runner_up ± %", "tune_s", "source"]
+        tables["Tuner decisions (winner, runner-up, margin = runner-up / winner - 1; tie = the tuner's "
+               "rule; source: tuner = the tuning database, report = measured in this run)"] = \
             d[[c for c in cols if c in d.columns]]
     cand = df[(df.section == "reference") & ~df.impl.isin(["nbconv (tuned)", *figures.TORCH])]
     if not cand.empty:
-        tables["Every candidate on the reference shapes"] = cand[
-            ["shape", "impl", "config", "status", "median_s", "spread", "gflops", "pct_sgemm", "compile_s",
-             "error", "reason", "source"]]
+        c = cand.assign(**{"± %": 100 * cand.spread})
+        tables["Every candidate on the reference shapes (source: tuner = the tuning database, report = "
+               "measured in this run)"] = c[
+            ["shape", "impl", "config", "status", "median_s", "± %", "samples", "gflops", "pct_sgemm",
+             "compile_s", "error", "reason", "source"]]
     pool = df[(df.section == "pool_sweep") & (df.status == "ok")]
     if not pool.empty:
-        tables["Pooling (GB/s, % of copy bandwidth)"] = pool[
-            ["op", "layout_name", "kernel", "stride", "impl", "gbps", "pct_copy"]]
+        tables["Pooling (GB/s, % of copy bandwidth)"] = pool.assign(**{"± %": 100 * pool.spread})[
+            ["op", "layout_name", "kernel", "stride", "impl", "gbps", "± %", "pct_copy"]]
     return tables
+
+
+def anchors_of(ys: dict) -> dict:
+    return {"sgemm_gflops": ys["sgemm"].value, "sgemm_spread": ys["sgemm"].spread,
+            "sgemm_what": ys["sgemm"].what, "copy_gbps": ys["copy"].value, "copy_spread": ys["copy"].spread,
+            "copy_what": ys["copy"].what, "source": "reports.yardsticks"}
 
 
 def load_now() -> str:
@@ -133,18 +176,19 @@ def main(argv=None) -> int:
         except FileNotFoundError as e:
             print(f"nbconv report: {e}", file=sys.stderr)
             return 2
-    anchors = anchors_mod.measure_anchors(quick=a.quick or a.tiny)
+    quick = a.quick or a.tiny
+    before = yardsticks.measure_both(quick=quick, fresh=True)
     rows, decisions = sweep.run_sweep(s, progress=not a.no_progress)
     # a peak is what the machine can do: keep the better of a measurement before and after
-    again = anchors_mod.measure_anchors(quick=a.quick or a.tiny, fresh=True)
-    anchors.update({k: max(anchors[k], again[k]) for k in ("sgemm_gflops", "copy_gbps")})
-    df = pd.DataFrame(rows, columns=sweep.COLUMNS)
+    after = yardsticks.measure_both(quick=quick, fresh=True)
+    anchors = anchors_of({k: max(before[k], after[k], key=lambda y: y.value) for k in before})
+    df = pd.DataFrame(rows, columns=[*sweep.COLUMNS, "times"])
     if df.empty and (asv_df is None or asv_df.empty):
         print("nbconv report: nothing to report (nothing measured, stored or given)", file=sys.stderr)
         return 1
     df["pct_sgemm"] = 100 * df.gflops / anchors["sgemm_gflops"]
     df["pct_copy"] = 100 * df.gbps / anchors["copy_gbps"]
-    df.to_csv(out / "results.csv", index=False)
+    df[sweep.COLUMNS + ["pct_sgemm", "pct_copy"]].to_csv(out / "results.csv", index=False)
     files = ["results.csv"]
     if decisions:
         pd.DataFrame(decisions).to_csv(out / "decisions.csv", index=False)
@@ -159,8 +203,10 @@ def main(argv=None) -> int:
             path = figures.asv_times(asv_df, bench, asv_info, out / "figures" / f"asv_{bench}.png")
             if path:
                 figs[f"asv:{bench}"] = path
-        tables[f"asv results (commit {asv_info['commit']}, {asv_info['env']}, {asv_info['date']})"] = \
-            asv_df[["benchmark", "params", "value", "unit"]]
+        cols = ["benchmark", "params", "value", "q25", "q75", "unit"]
+        tables[f"asv results (commit {asv_info['commit']}, {asv_info['env']}, {asv_info['date']}; "
+               f"value = asv's median, q25–q75 its interquartile range)"] = \
+            asv_df[[c for c in cols if c in asv_df.columns]]
     rel = {k: str(Path(v).relative_to(out)) for k, v in figs.items()}
     notes.append(f"Report generated in {time.perf_counter() - t0:.0f} s "
                  f"({'--quick' if a.quick else '--tiny' if a.tiny else 'full'} run).")

@@ -25,6 +25,27 @@ def colours(names):
     return out
 
 
+def with_band(d, rate="gflops", work="flops"):
+    """d plus `lo`/`hi`: the rate at the samples' third and first quartile times (the IQR band
+    every figure draws as error bars; zero-width where quartiles are missing)."""
+    d = d.copy()
+    scale = d[work] / 1e9
+    q1 = d["q1_s"] if "q1_s" in d.columns else d["median_s"]
+    q3 = d["q3_s"] if "q3_s" in d.columns else d["median_s"]
+    d["lo"] = (scale / q3).fillna(d[rate])
+    d["hi"] = (scale / q1).fillna(d[rate])
+    return d
+
+
+def _yerr(g, rate):
+    return np.vstack([(g[rate] - g["lo"]).clip(lower=0).values, (g["hi"] - g[rate]).clip(lower=0).values])
+
+
+def best_rows(d):
+    """Per (shape, impl), the row of its fastest configuration."""
+    return d.loc[d.groupby(["shape", "impl"], sort=False).gflops.idxmax()]
+
+
 def _save(fig, path):
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -42,6 +63,7 @@ def kernel_sweep(df, path):
     d = df[(df.section == "kernel_sweep") & (df.status == "ok")]
     if d.empty:
         return None
+    d = with_band(d)
     strides, layouts = sorted(d.stride.unique()), [lay for lay in LAYOUT_LABEL if lay in set(d.layout)]
     col = colours(d.impl.unique())
     fig, axes = _facets(len(strides), len(layouts))
@@ -51,7 +73,8 @@ def kernel_sweep(df, path):
             sub = d[(d.stride == st) & (d.layout == lay)]
             for impl, g in sub.groupby("impl"):
                 g = g.sort_values("kernel")
-                ax.plot(g.kernel, g.gflops, marker="o", label=impl, color=col[impl])
+                ax.errorbar(g.kernel, g.gflops, yerr=_yerr(g, "gflops"), marker="o", label=impl,
+                            color=col[impl], capsize=2)
             ax.set_title(f"stride {st}, {LAYOUT_LABEL[lay]}", fontsize=10)
             ax.set_xticks(sorted(d.kernel.unique()))
             ax.set_ylim(bottom=0)
@@ -85,9 +108,11 @@ def reference_bars(df, path):
     d = df[(df.section == "reference") & (df.status == "ok")]
     if d.empty:
         return None
-    best = d.groupby(["shape", "impl"], sort=False).gflops.max().unstack()
+    rows = with_band(best_rows(d))
     shapes = list(dict.fromkeys(d["shape"]))
-    best = best.reindex(shapes)
+    best = rows.pivot(index="shape", columns="impl", values="gflops").reindex(shapes)
+    lo = rows.pivot(index="shape", columns="impl", values="lo").reindex(shapes)
+    hi = rows.pivot(index="shape", columns="impl", values="hi").reindex(shapes)
     impls = [c for c in best.columns if c not in TORCH and c != "nbconv (tuned)"]
     order = impls + [c for c in ("nbconv (tuned)", *TORCH) if c in best.columns]
     col = colours(order)
@@ -100,7 +125,10 @@ def reference_bars(df, path):
     for xi, shape in zip(x, shapes):
         present = [n for n in order if np.isfinite(best.at[shape, n])]
         for i, name in enumerate(present):
-            ax.bar(xi - width * len(present) / 2 + width * (i + 0.5), best.at[shape, name], width,
+            v = best.at[shape, name]
+            err = [[max(v - lo.at[shape, name], 0)], [max(hi.at[shape, name] - v, 0)]]
+            ax.bar(xi - width * len(present) / 2 + width * (i + 0.5), v, width, yerr=err,
+                   error_kw=dict(lw=0.8, capsize=1.5, ecolor="#444"),
                    color=col[name], hatch="//" if name in TORCH else None, edgecolor="white",
                    linewidth=0.3, label=None if name in seen else name)
             seen.add(name)
@@ -113,7 +141,7 @@ def reference_bars(df, path):
     torch_cols = [c for c in TORCH if c in best.columns]
     if torch_cols and "nbconv (tuned)" in best.columns:
         ratio = best["nbconv (tuned)"] / best[torch_cols].max(axis=1)
-        top = best[order].max(axis=1)
+        top = hi[order].max(axis=1)
         for xi, r, t in zip(x, ratio.values, top.values):
             if np.isfinite(r):
                 ax.annotate(f"×{r:.2f}", (xi, t), xytext=(0, 4), textcoords="offset points",
@@ -136,15 +164,19 @@ def peak_fraction(df, anchors, path):
     names = [n for n in ("nbconv (tuned)", *TORCH) if n in set(d.impl)]
     if d.empty or not names:
         return None
-    best = d[d.impl.isin(names)].groupby(["shape", "impl"], sort=False).gflops.max().unstack()
-    best = best.reindex(list(dict.fromkeys(d["shape"])))
-    pct = 100.0 * best / anchors["sgemm_gflops"]
+    rows = with_band(best_rows(d[d.impl.isin(names)]))
+    order = list(dict.fromkeys(d["shape"]))
+    pct, lo, hi = (100.0 * rows.pivot(index="shape", columns="impl", values=c).reindex(order)
+                   / anchors["sgemm_gflops"] for c in ("gflops", "lo", "hi"))
     col = colours(names)
     fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(pct) + 1.6))
     y = np.arange(len(pct))
     h = 0.8 / len(names)
     for i, name in enumerate(names):
-        ax.barh(y - 0.4 + h * (i + 0.5), pct[name].values, h, label=name, color=col[name],
+        err = np.vstack([(pct[name] - lo[name]).clip(lower=0).values,
+                         (hi[name] - pct[name]).clip(lower=0).values])
+        ax.barh(y - 0.4 + h * (i + 0.5), pct[name].values, h, xerr=err, label=name, color=col[name],
+                error_kw=dict(lw=0.8, capsize=1.5, ecolor="#444"),
                 hatch="//" if name in TORCH else None, edgecolor="white", linewidth=0.3)
     ax.set_yticks(y)
     ax.set_yticklabels(pct.index, fontsize=9)
@@ -163,6 +195,7 @@ def pool_sweep(df, anchors, path):
     d = df[(df.section == "pool_sweep") & (df.status == "ok")]
     if d.empty:
         return None
+    d = with_band(d, rate="gbps", work="bytes")
     ops = [o for o in ("maxpool", "avgpool") if o in set(d.op)]
     layouts = [lay for lay in LAYOUT_LABEL if lay in set(d.layout)]
     col = colours(d.impl.unique())
@@ -173,8 +206,8 @@ def pool_sweep(df, anchors, path):
             sub = d[(d.op == op) & (d.layout == lay)]
             for (impl, st), g in sub.groupby(["impl", "stride"]):
                 g = g.sort_values("kernel")
-                ax.plot(g.kernel, g.gbps, marker="o", ls="-" if st == 1 else "--", color=col[impl],
-                        label=f"{impl}, stride {st}")
+                ax.errorbar(g.kernel, g.gbps, yerr=_yerr(g, "gbps"), marker="o", ls="-" if st == 1 else "--",
+                            color=col[impl], capsize=2, label=f"{impl}, stride {st}")
             ax.axhline(anchors["copy_gbps"], color="grey", ls=":", lw=1.2,
                        label=f"copy bandwidth ({anchors['copy_gbps']:.0f} GB/s)")
             ax.set_title(f"{'MaxPooling2D' if op == 'maxpool' else 'AveragePooling2D'}, {LAYOUT_LABEL[lay]}",
@@ -224,7 +257,11 @@ def asv_times(df, benchmark, info, path):
             ax = axes[i][j]
             for impl, g in d[(d.stride == st) & (d.layout == lay)].groupby("impl"):
                 g = g.sort_values(size)
-                ax.plot(g[size], g.value * 1e3, marker="o", label=impl, color=col[impl])
+                yerr = None
+                if {"q25", "q75"} <= set(g.columns) and g.q25.notna().all() and g.q75.notna().all():
+                    yerr = np.vstack([(g.value - g.q25).clip(lower=0), (g.q75 - g.value).clip(lower=0)]) * 1e3
+                ax.errorbar(g[size], g.value * 1e3, yerr=yerr, marker="o", label=impl, color=col[impl],
+                            capsize=2)
             ax.set_yscale("log")
             ax.set_title(f"stride {int(st)}, {LAYOUT_LABEL[lay]}", fontsize=10)
             ax.set_xticks(sorted(d[size].unique()))

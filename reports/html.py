@@ -20,16 +20,20 @@ CAPTIONS = {
                          "Each implementation's best configuration on the reference Conv2D shapes "
                          "(GFLOP/s = Problem.flops() / median seconds; a multiply-add counts 2), the "
                          "tuned layer path (what a layer call gets), and PyTorch's conv2d in both memory "
-                         "formats when torch is installed."),
+                         "formats when torch is installed. Error bars: the interquartile range of the "
+                         "samples. Candidates' bars are the tuner database's timings where it has them; "
+                         "the tuned path and PyTorch are timed in this run, in turns."),
     "peak_fraction": ("Fraction of the machine's peak",
                       "GFLOP/s as % of the numpy sgemm peak measured in this run (the better of a "
                       "measurement before and after the sweep). Above 100 %: the peak measurement "
-                      "met a busier machine than that shape's timing did."),
+                      "met a busier machine than that shape's timing did. Error bars: interquartile "
+                      "range of the shape's samples (the peak's own spread is in the header)."),
     "kernel_sweep": ("Kernel size × stride × data format",
-                     "Every conv implementation (its first configuration) at a small size."),
+                     "Every conv implementation (its first configuration) at a small size; error "
+                     "bars: interquartile range of the samples."),
     "pool_sweep": ("Pooling",
                    "GB/s = (input + output bytes) / median seconds, against the copy bandwidth "
-                   "measured in this run."),
+                   "measured in this run; error bars: interquartile range of the samples."),
 }
 
 
@@ -45,9 +49,12 @@ def render(meta: dict, anchors: dict, sections: list, files: list[str], notes: l
     ver = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     head = [
         ("Machine", meta["machine"]), ("Threads", thr), ("Versions", ver), ("Date", meta["date"]),
-        ("sgemm peak", f"{anchors['sgemm_gflops']:.1f} GFLOP/s (measured in this run, {anchors['source']})"),
+        ("sgemm peak", f"{anchors['sgemm_gflops']:.1f} GFLOP/s ±{100 * anchors.get('sgemm_spread', 0):.1f} % "
+                       f"({anchors.get('sgemm_what', 'numpy sgemm')}, median of the tuner's loop, the better "
+                       f"of before and after the sweep; {anchors['source']})"),
         ("Copy bandwidth",
-         f"{anchors['copy_gbps']:.1f} GB/s (np.copyto, read + write, measured in this run)"),
+         f"{anchors['copy_gbps']:.1f} GB/s ±{100 * anchors.get('copy_spread', 0):.1f} % "
+         f"({anchors.get('copy_what', 'np.copyto')}, read + write, measured in this run)"),
     ]
     out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
            "<title>nbconv performance report</title>", f"<style>{CSS}</style></head><body>",
@@ -60,7 +67,8 @@ def render(meta: dict, anchors: dict, sections: list, files: list[str], notes: l
         if kind == "figure":
             title, caption = CAPTIONS.get(name, (name, ""))
             if name.startswith("asv:"):
-                title, caption = f"asv: {name[4:]}", "Time per call from the saved asv run (lower is better)."
+                title, caption = (f"asv: {name[4:]}", "Time per call from the saved asv run (lower is "
+                                  "better); error bars: asv's interquartile range where it saved one.")
             out += [f"<h2>{e(title)}</h2>", f"<p class='note'>{e(caption)}</p>",
                     f"<img src='{e(item)}' alt='{e(title)}'>"]
         else:

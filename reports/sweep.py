@@ -1,26 +1,24 @@
 """The report's sweeps, as tidy rows (one dict per measured candidate).
 
-- reference shapes: tuned through `nbconv.ops` (tuning writes the DB); each candidate's median
-  comes from the tuner's stored timings when the tuner offers them, else it is measured here;
-  the tuned layer path and PyTorch's conv2d are then timed back to back for the ratio;
+- reference shapes: tuned through `nbconv.ops` (tuning writes the DB); each candidate's timings
+  come from the tuner's stored samples when the tuner offers them (`source = tuner`), else they
+  are measured here (`source = report`); the tuned layer path and PyTorch's conv2d are then
+  timed in turns for the ratio (`source = report`);
 - a kernel size x stride x layout sweep of every conv implementation at a small size;
 - a pooling sweep (GB/s).
-Every candidate measured here is first checked against the float64 reference.
+Everything measured here goes through `reports.timing` (the tuner's loop) and is first checked
+against the float64 reference; arguments come from `nbconv.ops.make_args`.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
-
 import nbconv.ops
-from nbconv import reference
 from nbconv.spec import make_problem
-from tuner import registry
 
-from . import torch_anchor, tuning
-from .timing import measure, measure_interleaved, summary
+from . import timing, torch_anchor, tuning
+from .candidates import measure_candidates as _measure
 
 KERNELS = (1, 3, 5, 7)
 POOLS = (2, 3, 5, 7)
@@ -40,79 +38,63 @@ class Settings:
     sweep: bool = True            # False: measure nothing, read the tuning database only
     notes: list = field(default_factory=list)
 
+    def timing(self):
+        return timing.settings(budget=self.budget)
 
-def rand_args(p, seed=0):
-    rng = np.random.default_rng(seed)
 
-    def rand(shape):
-        return rng.uniform(-1.0, 1.0, size=shape).astype(p.dtype)
-    if p.op in ("maxpool", "avgpool"):
-        return (rand(p.input_shape),)
-    return rand(p.input_shape), rand(p.weight_shape), rand(p.bias_shape)
+def args_of(p):
+    return nbconv.ops.make_args(p.op, p)
 
 
 COLUMNS = ["section", "shape", "op", "rank", "layout", "layout_name", "batch", "c_in", "c_out", "groups",
-           "kernel", "stride", "key", "impl", "config", "status", "median_s", "spread", "samples",
-           "compile_s", "error", "reason", "flops", "bytes", "gflops", "gbps", "source", "chosen"]
+           "kernel", "stride", "key", "impl", "config", "status", "median_s", "spread", "q1_s", "q3_s",
+           "samples", "compile_s", "error", "reason", "flops", "bytes", "gflops", "gbps", "source", "chosen"]
 
 
 def make_row(section, shape, p, impl, cfg, times, *, source, error=None, status="ok", chosen=False,
              compile_s=None, reason=""):
-    med, spread = summary(times) if len(times) else (float("nan"), float("nan"))
+    times = list(times)
+    med = timing.median(times) if times else float("nan")
+    spread = timing.spread(times) if times else float("nan")
+    q1, q3 = timing.quartiles(times)
     return {
         "section": section, "shape": shape, "op": p.op, "rank": p.rank, "layout": p.layout,
         "layout_name": p.layout_name, "batch": p.batch, "c_in": p.in_channels,
         "c_out": p.out_channels, "groups": p.groups, "kernel": p.kernel[0] if p.kernel else 0,
         "stride": p.strides[0] if p.strides else 0, "key": p.key(), "impl": impl,
         "config": json.dumps(cfg, sort_keys=True) if cfg is not None else "",
-        "status": status, "median_s": med, "spread": spread, "samples": len(times),
+        "status": status, "median_s": med, "spread": spread, "q1_s": q1, "q3_s": q3, "samples": len(times),
         "compile_s": compile_s, "error": error, "reason": reason or "",
         "flops": p.flops(), "bytes": p.bytes(),
         "gflops": p.flops() / med / 1e9, "gbps": p.bytes() / med / 1e9, "source": source,
-        "chosen": chosen,
+        "chosen": chosen, "times": times,          # the samples (not a CSV column): for the tie rule
     }
 
 
-def measure_candidates(section, shape, p, args, budget, configs="first"):
-    """Rows for every applicable (impl, config) of p.op, measured here and verified."""
-    ref = reference.run(p.op, p, *args)
-    rows = []
-    for impl in registry.impls(p.op):
-        ok, _ = impl.check(p)
-        if not ok:
-            continue
-        cfgs = impl.configs_for(p)
-        for cfg in cfgs[:1] if configs == "first" else cfgs:
-            try:
-                err = reference.rel_error(impl.fn(*args, p, **cfg), ref)
-            except Exception as e:  # a raising candidate is reported, not fatal
-                rows.append(make_row(section, shape, p, impl.name, cfg, [], source="report",
-                                     status=f"raised {type(e).__name__}: {e}"))
-                continue
-            if not err <= impl.tolerance:
-                rows.append(make_row(section, shape, p, impl.name, cfg, [], source="report", error=err,
-                                     status=f"error {err:.2g} > tolerance {impl.tolerance:.2g}"))
-                continue
-            times = measure(lambda: impl.fn(*args, p, **cfg), budget=budget)
-            rows.append(make_row(section, shape, p, impl.name, cfg, times, source="report", error=err))
-    return rows
+def measure_candidates(section, shape, p, args, s: Settings, configs="first"):
+    """Rows for every applicable (impl, config) of p.op, verified and timed in turns here."""
+    return [make_row(section, shape, p, impl.name, cfg, m.samples, source="report", error=m.error,
+                     status=m.status, compile_s=m.compile_s, reason=m.reason)
+            for impl, cfg, m in _measure(p, args, s.timing(), configs=configs)]
 
 
 def decide_from_rows(rows):
     """Winner, runner-up (best other impl), margin and tie from measured rows (used when the
-    tuner does not offer its decision): a tie when the margin is within the two spreads."""
-    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["median_s"])
+    tuner does not offer its decision). The tie is the tuner's rule (`timing.verdict`): the
+    winner's samples are not significantly faster than the runner-up's by min_gain."""
+    ok = sorted((r for r in rows if r["status"] == "ok" and r["samples"]), key=lambda r: r["median_s"])
     if not ok:
         return None
     w = ok[0]
     others = [r for r in ok[1:] if r["impl"] != w["impl"]]
     d = {"winner": w["impl"], "winner_config": w["config"], "winner_s": w["median_s"],
-         "runner_up": None, "runner_up_s": None, "margin": None, "tie": False, "source": "report"}
+         "winner_spread": w["spread"], "runner_up": None, "runner_up_s": None, "runner_up_spread": None,
+         "margin": None, "tie": False, "source": "report"}
     if others:
         r = others[0]
-        margin = r["median_s"] / w["median_s"] - 1.0
-        d.update(runner_up=r["impl"], runner_up_s=r["median_s"], margin=margin,
-                 tie=bool(margin <= max(w["spread"], 0) + max(r["spread"], 0)))
+        a, b = (timing.Measurement(x["impl"], {}, "", samples=list(x["times"])) for x in (w, r))
+        d.update(runner_up=r["impl"], runner_up_s=r["median_s"], runner_up_spread=r["spread"],
+                 margin=r["median_s"] / w["median_s"] - 1.0, tie=timing.verdict(a, b) != "a")
     return d
 
 
@@ -137,23 +119,24 @@ def reference_tasks(s: Settings, rows, decisions):
                 if d:
                     decisions.append({"shape": name, "key": p.key(), "tune_s": None, **d})
                 return
-            args = rand_args(p)
+            args = args_of(p)
             tune_s = tuning.tune(p, args)                  # first call: tunes (or loads the DB)
             recs = tuning.records(p)
             if recs is not None:
                 cand = tuner_rows(name, p, recs)
                 d = tuning.decision(p) or decide_from_rows(cand)
             else:
-                cand = measure_candidates("reference", name, p, args, s.budget, configs="all")
+                cand = measure_candidates("reference", name, p, args, s, configs="all")
                 d = decide_from_rows(cand)
             rows.extend(cand)
             # The tuned layer path and torch, timed in turns for the ratio.
             calls = {"nbconv (tuned)": lambda: nbconv.ops.run("conv", p, *args)}
             if s.torch:
                 calls.update(torch_anchor.conv2d_calls(p, *args, s.threads))
-            for label, t in measure_interleaved(calls, budget=s.budget).items():
-                rows.append(make_row("reference", name, p, label, None, t, source="report",
-                                     chosen=label == "nbconv (tuned)"))
+            ms = timing.measure_many({k: (lambda f=f: f) for k, f in calls.items()}, s.timing())
+            for label, m in ms.items():
+                rows.append(make_row("reference", name, p, label, None, m.samples, source="report",
+                                     status=m.status, reason=m.reason, chosen=label == "nbconv (tuned)"))
             if d:
                 decisions.append({"shape": name, "key": p.key(), "tune_s": tune_s, **d})
         yield task
@@ -171,7 +154,7 @@ def kernel_tasks(s: Settings, rows):
 
                 def task(p=p):
                     rows.extend(measure_candidates("kernel_sweep", f"conv2d_k{p.kernel[0]}", p,
-                                                   rand_args(p), s.budget))
+                                                   args_of(p), s))
                 yield task
 
 
@@ -188,7 +171,7 @@ def pool_tasks(s: Settings, rows):
 
                     def task(p=p):
                         rows.extend(measure_candidates("pool_sweep", f"{p.op}2d_{p.kernel[0]}", p,
-                                                       rand_args(p), s.budget))
+                                                       args_of(p), s))
                     yield task
 
 

@@ -1,73 +1,100 @@
-"""Wall-clock measurement for the report's own sweeps (never of a first, compiling call)."""
+"""The one timing loop, applied: every figure `reports/`, `benchmarks/` and `nbconv bench` show is
+measured by the tuner's own loop (`tuner.measure`: the first call timed apart as compile time,
+verification, one warm-up call, inner repetitions doubled until a sample lasts `min_sample_s`,
+then samples taken in turns), summarised by the tuner's statistics (median, IQR / median) and
+compared by the tuner's significance rule (`tuner.stats.faster` with `Settings()`'s alpha and
+min_gain). Nothing here keeps a loop of its own.
+"""
 from __future__ import annotations
 
 import time
 
-import numpy as np
+from tuner import Measurement, Settings
+from tuner.measure import OK, begin, sample_round_robin
+from tuner.registry import sync_timer
+from tuner.stats import faster, median, spread
+
+__all__ = ["Measurement", "OK", "settings", "exactly", "timer", "measure", "measure_many", "verdict",
+           "quartiles", "median", "spread", "TIE_RULE"]
+
+TIE_RULE = Settings()        # alpha and min_gain of the tuner's rule: the one definition of a tie
 
 
-def measure(fn, *, min_sample=2e-3, samples=5, budget=1.0, sync=None):
-    """Per-call seconds of fn(): one warm-up call, then the inner repetition count is doubled
-    until one sample lasts `min_sample`, then up to `samples` samples within `budget` seconds.
-    Returns the list of per-call times (at least one)."""
-    sync = sync or (lambda: None)
-    fn()                      # warm-up: may compile; never timed, not charged to the budget
-    sync()
-    t_start = time.perf_counter()
-    inner = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        sync()
-        dt = time.perf_counter() - t0
-        if dt >= min_sample or time.perf_counter() - t_start > budget:
-            break
-        inner *= 2
-    out = [dt / inner]
-    while len(out) < samples and time.perf_counter() - t_start < budget:
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        sync()
-        out.append((time.perf_counter() - t0) / inner)
+def settings(*, budget: float = 1.0, min_sample_s: float = 2e-3, min_samples: int = 5,
+             max_samples: int = 20) -> Settings:
+    """The tuner's Settings for a measurement taken outside tuning: `budget` seconds of samples per
+    candidate once `min_samples` are taken, at most `max_samples`."""
+    return Settings(min_sample_s=min_sample_s, min_samples=min_samples,
+                    max_samples=max(min_samples, max_samples), candidate_budget_s=budget)
+
+
+def exactly(n: int, *, min_sample_s: float = 2e-3) -> Settings:
+    """Settings for exactly `n` samples per candidate, whatever they cost (the tuner's budget rule
+    stops at 3 samples once a budget is spent: here there is none)."""
+    return Settings(min_sample_s=min_sample_s, min_samples=n, max_samples=n, candidate_budget_s=float("inf"))
+
+
+def _cpu_timer(call, n: int) -> float:
+    t0 = time.process_time()
+    for _ in range(n):
+        call()
+    return time.process_time() - t0
+
+
+def timer(clock: str = "wall", sync=None):
+    """`timer(call, n) -> seconds`: the tuner's default (`perf_counter`, `sync()` around it) for
+    "wall"; for "cpu" the process's CPU time (`time.process_time`), which a busy machine does not
+    inflate (meaningful with one thread)."""
+    if clock == "cpu":
+        return _cpu_timer
+    if clock != "wall":
+        raise ValueError(f"timer: clock must be 'wall' or 'cpu'. Received: {clock!r}")
+    return sync_timer(sync)
+
+
+def _unchecked(out):
+    return True, None, ""
+
+
+def measure_many(makers: dict, s: Settings, *, timer=None, check=None, timers=None) -> dict:
+    """{label: Measurement} for several candidates timed in turns (A B C A B C ...), so load that
+    changes over time hits them alike. `makers[label]()` returns the zero-argument call to time
+    (it may prepare data; it runs inside the first, compile-timed call). `check(label)` returns
+    the verification `check(out) -> (passed, error, note)` for a label (default: unverified);
+    `timers[label]` overrides `timer` per label."""
+    timer = timer or sync_timer()
+    out, entries = {}, []
+    for label, make in makers.items():
+        m = out[label] = Measurement(str(label), {}, "")
+        t = (timers or {}).get(label, timer)
+        call = begin(make, m, timer=t, check=check(label) if check else _unchecked, settings=s)
+        if call is not None:
+            entries.append((call, m, t))
+    sample_round_robin(entries, s)
     return out
 
 
-def summary(times):
-    """(median, spread) where spread is the interquartile range relative to the median."""
-    t = np.asarray(times, float)
-    med = float(np.median(t))
-    q1, q3 = np.percentile(t, [25, 75])
-    return med, float((q3 - q1) / med) if med > 0 else 0.0
+def measure(call, s: Settings, *, timer=None) -> Measurement:
+    """A Measurement of `call()` alone (its first call is the compile-timed one)."""
+    return measure_many({"call": lambda: call}, s, timer=timer)["call"]
 
 
-def measure_interleaved(fns: dict, *, min_sample=2e-3, samples=5, budget=1.0) -> dict:
-    """{label: per-call times} for several callables timed in turns (A B C A B C ...), so a
-    change in machine load hits all of them alike: their ratio is what this is for.
-    Each gets one warm-up call and its own inner repetition count (doubled to `min_sample`)."""
-    inner = {}
-    for label, fn in fns.items():
-        fn()
-        n = 1
-        while True:
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            dt = time.perf_counter() - t0
-            if dt >= min_sample or n >= 2 ** 20:
-                break
-            n *= 2
-        inner[label] = n
-    out = {label: [] for label in fns}
-    t_start = time.perf_counter()
-    while True:
-        for label, fn in fns.items():
-            n = inner[label]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            out[label].append((time.perf_counter() - t0) / n)
-        done = len(next(iter(out.values())))
-        if done >= samples or (done >= 3 and time.perf_counter() - t_start > budget * len(fns)):
-            return out
+def verdict(a: Measurement, b: Measurement, rule: Settings = TIE_RULE) -> str:
+    """'a', 'b' or 'tie': which is significantly faster by the tuner's rule (one-sided
+    Mann-Whitney U at `rule.alpha`, by at least `rule.min_gain`)."""
+    if not (a.samples and b.samples):
+        return "tie"
+    if faster(a.samples, b.samples, alpha=rule.alpha, min_gain=rule.min_gain)[0]:
+        return "a"
+    if faster(b.samples, a.samples, alpha=rule.alpha, min_gain=rule.min_gain)[0]:
+        return "b"
+    return "tie"
+
+
+def quartiles(samples) -> tuple[float, float]:
+    """(q1, q3) of seconds per call: the band the spread (IQR / median) describes."""
+    import numpy as np
+    if not len(samples):
+        return float("nan"), float("nan")
+    q1, q3 = np.percentile(np.asarray(samples, float), [25, 75])
+    return float(q1), float(q3)

@@ -1,5 +1,18 @@
-"""PyTorch's CPU conv2d on the same Problem, as a yardstick. torch is optional: imported lazily."""
+"""The one PyTorch anchor: torch.nn.functional.conv2d on the same Problem and the same arrays, in
+NCHW and channels_last memory formats. torch is optional and imported lazily, here only; the
+report (`reports.sweep`) and `nbconv bench --reference` (`reports.compare`) both time it
+through `reports.timing`.
+
+Asymmetric pads (Keras 'same' with an even kernel or a stride) are applied to the input once,
+untimed, and torch convolves it unpadded: the output equals nbconv's exactly (so the error is
+comparable), and the padding copy is not charged to torch (in torch's favour).
+"""
 from __future__ import annotations
+
+import numpy as np
+
+# label -> short name (the `fmt` column of `nbconv bench --reference`)
+FORMATS = {"torch NCHW": "nchw", "torch channels_last": "channels_last"}
 
 
 def available() -> bool:
@@ -18,35 +31,48 @@ def version() -> str | None:
     return torch.__version__
 
 
-def conv2d_calls(p, x, w, b, threads) -> dict:
-    """{'torch NCHW': fn, 'torch channels_last': fn}: zero-argument calls of F.conv2d on the same
-    data as a rank-2 conv Problem (none for other problems).
+def applies(p) -> bool:
+    return p.op == "conv" and p.rank == 2
 
-    Asymmetric `same` pads are run as the symmetric pad giving the same output size (same cost;
-    the window alignment differs, which does not matter for speed)."""
+
+def to_nchw(y, p):
+    """An nbconv array (input or output) of p in torch's NCHW order."""
+    return y if not p.channels_last else np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+
+def conv2d_calls(p, x, w, b, threads) -> dict:
+    """{'torch NCHW': fn, 'torch channels_last': fn}: zero-argument calls of F.conv2d on the data
+    of a rank-2 conv Problem (empty for other problems). Sets torch's thread count."""
+    if not applies(p):
+        return {}
     import torch
     import torch.nn.functional as F
 
-    if p.op != "conv" or p.rank != 2 or any(d != 1 for d in p.dilation):
-        return {}
     torch.set_num_threads(threads)
-    xt = torch.from_numpy(x if not p.channels_last else x.transpose(0, 3, 1, 2).copy())
-    wt = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())          # (F, C/g, R, S)
+    xt = torch.from_numpy(to_nchw(x, p))
+    (t, bo), (lo, r) = p.pads
+    if t != bo or lo != r:
+        xt = F.pad(xt, (lo, r, t, bo))
+        pad = (0, 0)
+    else:
+        pad = (t, lo)
+    wt = torch.from_numpy(np.ascontiguousarray(np.transpose(w, (3, 2, 0, 1))))      # (F, C/g, R, S)
     bt = torch.from_numpy(b)
-    pad = []
-    for (lo, hi), length, k, s, o in zip(p.pads, p.spatial, p.kernel, p.strides, p.out_spatial):
-        sym = max(lo, hi)
-        if lo != hi and (length + 2 * sym - k) // s + 1 != o:
-            sym = min(lo, hi)
-        pad.append(sym)
+    kw = dict(bias=bt, stride=tuple(p.strides), padding=pad, dilation=tuple(p.dilation), groups=p.groups)
+    cl = torch.channels_last
     out = {}
-    for label, xin in (("torch NCHW", xt.contiguous()),
-                       ("torch channels_last", xt.contiguous(memory_format=torch.channels_last))):
-        wf = wt if label == "torch NCHW" else wt.contiguous(memory_format=torch.channels_last)
-
+    for label, xin, wf in (("torch NCHW", xt.contiguous(), wt.contiguous()),
+                           ("torch channels_last", xt.contiguous(memory_format=cl),
+                            wt.contiguous(memory_format=cl))):
         def run(xin=xin, wf=wf):
             with torch.no_grad():
-                return F.conv2d(xin, wf, bt, stride=p.strides, padding=tuple(pad), groups=p.groups)
-        if tuple(run().shape[2:]) == tuple(p.out_spatial):
-            out[label] = run
+                return F.conv2d(xin, wf, **kw)
+        out[label] = run
     return out
+
+
+def rel_error(y_nbconv, y_torch, p) -> float:
+    """max |nbconv - torch| / max |torch|, in NCHW."""
+    ref = y_torch.detach().numpy()
+    scale = max(float(np.abs(ref).max()), 1e-30)
+    return float(np.abs(to_nchw(y_nbconv, p) - ref).max() / scale)

@@ -42,7 +42,8 @@ def records(p):
 
 
 def decision(p):
-    """{winner, winner_config, winner_s, runner_up, runner_up_s, margin, tie, source} from the
+    """{winner, winner_config, winner_s, winner_spread, runner_up, runner_up_s, runner_up_spread,
+    margin, tie, source} from the
     stored decision, or None. margin = runner-up median / winner median - 1 (negative when the
     tie went to the slower candidate by the fixed rule)."""
     recs = _records(p)
@@ -54,7 +55,9 @@ def decision(p):
     r = next((r for r in recs if r["partner"]), None)
     lab = _label
     return {"winner": lab(w), "winner_config": w["config"], "winner_s": w["median_s"],
+            "winner_spread": w.get("spread"),
             "runner_up": lab(r) if r else None, "runner_up_s": r["median_s"] if r else None,
+            "runner_up_spread": r.get("spread") if r else None,
             "margin": (r["median_s"] / w["median_s"] - 1.0) if r and w["median_s"] else None,
             "tie": bool(w["tie"]), "source": "tuner"}
 

@@ -1,47 +1,58 @@
-"""`nbconv bench` on tiny shapes: the table's shape, not its timings (no timed assertions)."""
+"""`nbconv bench` (reports.compare, reports.memory) on tiny shapes, and the shared measurement
+pieces it stands on (reports.timing, reports.yardsticks, reports.torch_anchor): the table's shape,
+not its timings (no timed assertions beyond orderings a sleep guarantees)."""
 from __future__ import annotations
 
 import csv
+import time
 
 import pytest
 
-pytest.importorskip("torch")
-
-from nbconv import bench  # noqa: E402
+from reports import compare, timing, yardsticks
 
 
 def test_reference_table(tmp_path, capsys):
     out = tmp_path / "rows.csv"
-    rc = bench.main(["--reference", "--quick", "--batch", "1", "--samples", "1", "--min-time", "0",
-                     "--csv", str(out)])
+    rc = compare.main(["--reference", "--quick", "--batch", "1", "--samples", "3", "--min-time", "0",
+                       "--csv", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     lines = text.strip().splitlines()
-    assert lines[0].split()[:3] == ["shape", "N", "nbconv"]
-    assert len(lines) == 1 + len(bench.QUICK) + 1
+    assert lines[0].split() == ["shape", "N", "nbconv", "impl", "nbconv", "torch", "fmt", "ratio", "err",
+                                "±nb%", "±t%", "verdict"]
+    assert len(lines) == 1 + len(compare.QUICK) + 1
     assert lines[-1].startswith("geometric mean of ratios")
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert [r["name"] for r in rows] == [n for n, _ in bench.QUICK]
+    assert [r["name"] for r in rows] == [n for n, _ in compare.QUICK]
     for r in rows:
         assert float(r["nbconv"]) > 0 and float(r["torch"]) > 0
         assert r["fmt"] in ("nchw", "channels_last")
         assert float(r["err"]) < 1e-3            # same numbers as torch's conv2d
         ratio = float(r["nbconv"]) / float(r["torch"])
         assert float(r["ratio"]) == pytest.approx(ratio, rel=1e-6)
+        assert float(r["nbconv_spread"]) >= 0 and float(r["torch_spread"]) >= 0
+        assert int(r["samples"]) == 3 and r["verdict"] in ("nbconv", "torch", "tie")
 
 
 def test_impls_table(capsys):
-    rc = bench.main(["--impls", "--quick", "--batch", "1", "--only", "quick_1x1_s2", "--samples", "1",
-                     "--min-time", "0"])
+    rc = compare.main(["--impls", "--quick", "--batch", "1", "--only", "quick_1x1_s2", "--samples", "1",
+                       "--min-time", "0"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert text.startswith("sgemm peak")
+    assert text.startswith("sgemm peak") and "GFLOP/s ±" in text.splitlines()[0]
     assert "gemm_1x1" in text and "im2col_gemm" in text
 
 
+def test_plain_table_with_cpu_clock(capsys):
+    assert compare.main(["--quick", "--batch", "1", "--only", "quick_3x3", "--samples", "2",
+                         "--min-time", "0", "--clock", "cpu", "--threads", "1"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("quick_3x3") and "GFLOP/s ±" in line
+
+
 def test_memory_table(capsys):
-    assert bench.main(["--memory", "--quick", "--batch", "1", "--only", "quick_3x3"]) == 0
+    assert compare.main(["--memory", "--quick", "--batch", "1", "--only", "quick_3x3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["shape", "N", "cap"]
     assert len(lines) == 1 + 3                    # one row per im2col workspace cap
@@ -52,11 +63,50 @@ def test_memory_table(capsys):
 
 def test_bad_arguments():
     with pytest.raises(SystemExit):
-        bench.main(["--threads", "0", "--quick"])
+        compare.main(["--threads", "0", "--quick"])
     with pytest.raises(SystemExit):
-        bench.main(["--clock", "cpu", "--threads", "2", "--quick"])
-    assert bench.main(["--quick", "--only", "nope"]) == 2
+        compare.main(["--clock", "cpu", "--threads", "2", "--quick"])
+    assert compare.main(["--quick", "--only", "nope"]) == 2
 
 
 def test_geomean():
-    assert bench.geomean([2.0, 0.5]) == pytest.approx(1.0)
+    assert compare.geomean([2.0, 0.5]) == pytest.approx(1.0)
+
+
+def test_the_one_loop_times_in_turns_and_the_tie_is_the_tuners_rule():
+    s = timing.exactly(8, min_sample_s=1e-3)
+    ms = timing.measure_many({"fast": lambda: (lambda: None), "slow": lambda: (lambda: time.sleep(0.001))}, s)
+    assert [len(m.samples) for m in ms.values()] == [8, 8]
+    assert ms["fast"].compile_s is not None and ms["fast"].spread >= 0
+    assert max(ms["fast"].samples) < min(ms["slow"].samples)
+    assert timing.verdict(ms["fast"], ms["slow"]) == "a" and timing.verdict(ms["slow"], ms["fast"]) == "b"
+    same = timing.Measurement("x", {}, "", samples=[1.0, 1.01, 0.99, 1.0, 1.02, 0.98])
+    assert timing.verdict(same, same) == "tie"
+    # three samples each can never be significant at the tuner's alpha: a tie, as the tuner says
+    few = [timing.Measurement("", {}, "", samples=v) for v in ([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])]
+    assert timing.verdict(*few) == "tie"
+    raised = timing.measure(lambda: 1 / 0, s)
+    assert raised.status == "raised" and not raised.samples
+
+
+def test_yardsticks_carry_their_spread():
+    g = yardsticks.sgemm(128, budget=0.05, fresh=True)
+    c = yardsticks.copy(4, budget=0.05, fresh=True)
+    for y in (g, c):
+        assert y.value > 0 and y.spread >= 0 and y.samples >= 5
+    assert str(g).startswith(f"{g.value:.1f} GFLOP/s ±") and c.unit == "GB/s"
+    assert yardsticks.sgemm(128) is g                        # cached per process ...
+    assert yardsticks.sgemm(128, clock="cpu", budget=0.05) is not g    # ... per clock
+
+
+def test_torch_anchor_matches_nbconv_on_asymmetric_padding():
+    from nbconv import ops
+    from nbconv.spec import make_problem
+    from reports import torch_anchor
+    p = make_problem("conv", (1, 8, 8, 3), rank=2, kernel=(2, 2), strides=(2, 2), padding="same",
+                     out_channels=4)
+    x, w, b = ops.make_args("conv", p)
+    calls = torch_anchor.conv2d_calls(p, x, w, b, 1)
+    assert set(calls) == set(torch_anchor.FORMATS)
+    for run in calls.values():
+        assert torch_anchor.rel_error(ops.conv(x, w, b, p), run(), p) < 1e-5

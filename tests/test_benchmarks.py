@@ -1,7 +1,14 @@
-"""Every asv benchmark class runs once at a tiny size (NBCONV_BENCH_TINY=1): setup_cache (its
-result is passed first, as asv does), setup, the benchmark methods, teardown. Combinations whose
-setup raises NotImplementedError are passed over; a class with no applicable combination at all
-is skipped, saying so."""
+"""The asv suite, run for real at a tiny size (NBCONV_BENCH_TINY=1), in this process.
+
+Every benchmark class runs once: setup_cache (its result is passed first, as asv does), setup,
+the benchmark methods, teardown, on its first applicable parameter combination (those whose
+setup raises NotImplementedError, asv's `n/a`, are passed over; a class with none fails). Then
+asv_runner's own discovery and `asv check` validation run on this checkout's `benchmarks/`.
+
+Why in-process rather than an `asv run` subprocess: asv strips PYTHONPATH and imports only the
+`benchmarks` package from the benchmark directory, so a subprocess would pair this checkout's
+suite with whatever nbconv is pip-installed (another checkout, in an editable install), and its
+forked processes cost minutes. asv is in the `test` extra: nothing here skips for want of it."""
 import importlib
 import inspect
 import itertools
@@ -60,15 +67,24 @@ def test_benchmark_class_runs_once(cls, monkeypatch):
             if hasattr(bench, "teardown"):
                 bench.teardown(*combo)
         return
-    pytest.skip(f"no parameter combination applies: {skipped[:3]}")
+    pytest.fail(f"{cls.__name__}: no parameter combination applies at the tiny size: {skipped[:3]}")
 
 
-def test_asv_discovers_the_suite():
-    discovery = pytest.importorskip("asv_runner.discovery")
+def test_asv_discovers_and_checks_the_suite(capsys):
     from pathlib import Path
+
+    import asv
+    from asv_runner import discovery
+
+    assert asv.__version__ == "0.6.6"                # the `test` extra's pin: the commands in docs/
     root = Path(__file__).resolve().parents[1] / "benchmarks"
-    names = {b.name for b in discovery.disc_benchmarks(str(root))}
+    found = list(discovery.disc_benchmarks(str(root)))
+    names = {b.name for b in found}
     for expected in ("bench_conv.Conv2D.time_conv", "bench_pool.MaxPool2D.time_pool",
                      "bench_local.LocallyConnected2D.time_local", "bench_compile.Compile.track_compile",
-                     "bench_memory.PeakMemory.track_peak_mib"):
+                     "bench_memory.PeakMemory.track_peak_mib", "bench_tuner.Dispatch.track_overhead_us"):
         assert expected in names, sorted(names)
+    bad = [b.name for b in found if not b.check(str(root))]  # what `asv check` validates (signatures)
+    assert bad == [], capsys.readouterr()
+    for b in found:                                   # the suite under test is this checkout's
+        assert Path(b.func.__code__.co_filename).resolve().is_relative_to(root), b.name

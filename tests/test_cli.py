@@ -118,16 +118,34 @@ def test_bench_and_report_delegate_with_their_arguments(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "reports.cli", fake)
     assert cli.main(["report", "--quick", "--out", "x"]) == 0
     assert seen["report"] == ["--quick", "--out", "x"]
-    fake_bench = types.ModuleType("nbconv.bench")
-    fake_bench.main = lambda argv: 3
-    monkeypatch.setitem(sys.modules, "nbconv.bench", fake_bench)
+    fake_bench = types.ModuleType("reports.compare")
+    fake_bench.main = lambda argv: seen.setdefault("bench", argv) and 3
+    monkeypatch.setitem(sys.modules, "reports.compare", fake_bench)
     assert cli.main(["bench", "--reference"]) == 3
+    assert seen["bench"] == ["--reference"]
 
 
 def test_missing_delegate_prints_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "nbconv.bench", None)     # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "reports.compare", None)     # import now raises ImportError
     assert cli.main(["bench"]) == 2
-    assert "nbconv bench: nbconv.bench is not available" in capsys.readouterr().err
+    assert "nbconv bench: reports.compare is not available" in capsys.readouterr().err
+
+
+def test_nbconv_holds_no_measurement_module():
+    from pathlib import Path
+
+    import nbconv.env
+    assert not (Path(nbconv.env.__file__).parent / "bench.py").exists()   # moved to reports/
+    assert not hasattr(nbconv.env, "sgemm_peak_gflops") and not hasattr(nbconv.env, "copy_bandwidth_gbs")
+
+
+def test_tune_reports_the_sgemm_peak_with_its_spread(tmp_path, capsys, monkeypatch):
+    import reports.yardsticks as ys
+    monkeypatch.setattr(ys, "sgemm", lambda: ys.Yardstick(123.0, 0.05, "GFLOP/s", "fake", 5))
+    shapes = tmp_path / "shapes.csv"
+    shapes.write_text(CSV)
+    assert cli.main(["tune", "--csv", str(shapes)]) == 0
+    assert "sgemm peak: 123.0 GFLOP/s ±5.0 %" in capsys.readouterr().out
 
 
 def test_overhead_and_db_path_run(capsys, own_db):

@@ -135,8 +135,6 @@ def test_fingerprint_and_peaks():
                   "python"):
         assert fp[field] not in (None, "")
     assert ops.tuner().fingerprint() == fp
-    assert env.sgemm_peak_gflops(n=128, repeats=2) > 0
-    assert env.copy_bandwidth_gbs(nbytes=1 << 20, repeats=2) > 0
 
 
 def test_first_call_with_non_finite_input_tunes_on_random_data():

@@ -136,29 +136,59 @@ def test_missing_asv_results_is_a_clear_error(tmp_path):
         asv_results.load(tmp_path)
 
 
-def test_interleaved_timing_gives_every_callable_the_same_samples():
-    import time
-
-    from reports.timing import measure_interleaved
-    calls = {"fast": lambda: None, "slow": lambda: time.sleep(0.001)}
-    out = measure_interleaved(calls, samples=4, budget=0.5, min_sample=1e-3)
-    assert set(out) == {"fast", "slow"} and len(out["fast"]) == len(out["slow"]) >= 3
-    assert min(out["slow"]) >= 0.0009 and max(out["fast"]) < min(out["slow"])
-
-
 def test_report_decision_rule_without_tuner_records():
     from nbconv.shapes import load_shapes
     from reports.sweep import decide_from_rows, make_row
     p = load_shapes()[2][1]
-    rows = [make_row("reference", "s", p, "a", {}, [1.0, 1.01, 0.99], source="report"),
-            make_row("reference", "s", p, "b", {}, [2.0, 2.02, 1.98], source="report"),
+    a_times = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    rows = [make_row("reference", "s", p, "a", {}, a_times, source="report"),
+            make_row("reference", "s", p, "b", {}, [2 * t for t in a_times], source="report"),
             make_row("reference", "s", p, "a", {"t": 2}, [1.5], source="report"),
             make_row("reference", "s", p, "c", {}, [], source="report", status="raised ValueError: x")]
     d = decide_from_rows(rows)
     assert (d["winner"], d["runner_up"], d["tie"]) == ("a", "b", False)
-    assert abs(d["margin"] - 1.0) < 1e-9
-    close = [rows[0], make_row("reference", "s", p, "b", {}, [1.02, 0.95, 1.1], source="report")]
+    assert abs(d["margin"] - 1.0) < 1e-9 and d["winner_spread"] >= 0
+    close = [rows[0], make_row("reference", "s", p, "b", {}, [1.02, 0.95, 1.1, 1.0, 0.97, 1.01],
+                               source="report")]
     assert decide_from_rows(close)["tie"] is True
+    # the tuner's rule: three samples each are never significant at its alpha, however far apart
+    few = [make_row("reference", "s", p, "a", {}, [1.0, 1.0, 1.0], source="report"),
+           make_row("reference", "s", p, "b", {}, [2.0, 2.0, 2.0], source="report")]
+    assert decide_from_rows(few)["tie"] is True
+
+
+def test_every_figure_and_table_carries_its_spread(report):
+    df = pd.read_csv(report / "results.csv")
+    ok = df[df.status == "ok"]
+    assert {"spread", "q1_s", "q3_s"} <= set(df.columns)
+    assert (ok.q1_s <= ok.median_s * (1 + 1e-9)).all() and (ok.median_s <= ok.q3_s * (1 + 1e-9)).all()
+    text = (report / "index.html").read_text()
+    assert text.count("interquartile range") >= 2 and "GFLOP/s ±" in text and "GB/s ±" in text
+    assert "timed now" in text and "tuner DB" in text          # two sources, each labelled
+
+
+def test_figures_draw_error_bars(tmp_path):
+    from reports import figures
+    rows = []
+    for impl, med in (("a", 1e-3), ("b", 2e-3)):
+        for k in (1, 3):
+            rows.append(dict(section="kernel_sweep", status="ok", impl=impl, kernel=k, stride=1,
+                             layout="channels_last", batch=1, c_in=4, c_out=4, flops=1e6, bytes=1e5,
+                             median_s=med, q1_s=0.9 * med, q3_s=1.2 * med, gflops=1e6 / med / 1e9,
+                             gbps=1e5 / med / 1e9, shape=f"k{k}"))
+    import matplotlib.pyplot as plt
+    seen = []
+    orig = plt.Axes.errorbar
+
+    def spy(self, x, y, yerr=None, **kw):
+        seen.append(yerr)
+        return orig(self, x, y, yerr=yerr, **kw)
+    plt.Axes.errorbar = spy
+    try:
+        assert figures.kernel_sweep(pd.DataFrame(rows), tmp_path / "k.png")
+    finally:
+        plt.Axes.errorbar = orig
+    assert seen and all(e is not None and (e > 0).all() for e in seen)
 
 
 def test_bad_arguments_are_clear_errors(tmp_path, capsys):

@@ -33,7 +33,7 @@ def _reset_peak():
         f.write("5")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_problem(name):
     if tiny():
         return problem("conv", 2, 3, 1, "channels_last", batch=1, spatial=12, c_in=1, c_out=4,
@@ -41,7 +41,7 @@ def shape_problem(name):
     return dict(load_shapes())[name]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _libc():
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -33,7 +33,7 @@ def compile_all(p, args):
         impl.fn(*args, p, **cfg)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def filled_db(p):
     """A database holding p's decision (every candidate compiled on the way)."""
     args = arrays(p)
@@ -67,7 +67,7 @@ class TuneShape:
         self.warm.select("conv", self.p, self.args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def decided_call(is_tiny):
     """(p, x, w, b, direct): a tiny 1x1 conv decided through nbconv.ops, and its chosen kernel."""
     p = problem("conv", 2, 1, 1, "channels_last", batch=1, spatial=4, c_in=2, c_out=2)

@@ -72,7 +72,7 @@ def problem(op, rank, k, s, layout, *, batch, spatial, c_in, c_out, padding="sam
                         padding=padding, out_channels=c_out, groups=groups, layout=layout)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def arrays(p):
     """`nbconv.ops.make_args` (the one argument builder), built once per process and problem."""
     return nbconv.ops.make_args(p.op, p)
@@ -92,7 +92,7 @@ def check_applies(op, name, p):
     return impl
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _prepared(op, name, p, cfg_json):
     impl = registry.get(op, name)
     cfg = json.loads(cfg_json) if cfg_json else impl.configs_for(p)[0]

@@ -39,21 +39,21 @@ def load(results_dir) -> tuple[pd.DataFrame, dict]:
     date, f, d = max(runs, key=lambda r: r[0])
     rows = []
     for name, vals in d["results"].items():
-        r = dict(zip(d["result_columns"], vals))
+        r = dict(zip(d["result_columns"], vals, strict=False))
         bm = meta.get(name, {})
         names = bm.get("param_names", [])
         params = r.get("params") or bm.get("params") or []
         combos = list(itertools.product(*params)) if params else [()]
         q25s, q75s = r.get("stats_q_25") or [], r.get("stats_q_75") or []
-        for i, (combo, value) in enumerate(zip(combos, r.get("result") or [])):
+        for i, (combo, value) in enumerate(zip(combos, r.get("result") or [], strict=False)):
             if value is None or value != value:            # failed or n/a
                 continue
             q25 = q25s[i] if i < len(q25s) and q25s[i] is not None else float("nan")
             q75 = q75s[i] if i < len(q75s) and q75s[i] is not None else float("nan")
             row = {"benchmark": name, "type": bm.get("type", ""), "unit": bm.get("unit", ""),
                    "value": float(value), "q25": float(q25), "q75": float(q75),
-                   "params": ", ".join(f"{n}={_value(v)}" for n, v in zip(names, combo))}
-            row.update({n: _value(v) for n, v in zip(names, combo)})
+                   "params": ", ".join(f"{n}={_value(v)}" for n, v in zip(names, combo, strict=True))}
+            row.update({n: _value(v) for n, v in zip(names, combo, strict=True)})
             rows.append(row)
     info = {"commit": d.get("commit_hash", "")[:8], "env": d.get("env_name", ""), "file": str(f),
             "date": pd.to_datetime(date, unit="ms", utc=True).strftime("%Y-%m-%d %H:%M UTC") if date else ""}

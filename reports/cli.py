@@ -132,7 +132,7 @@ def anchors_of(ys: dict) -> dict:
 
 def load_now() -> str:
     try:
-        return "%.1f" % os.getloadavg()[0]
+        return f"{os.getloadavg()[0]:.1f}"
     except OSError:
         return "n/a"
 

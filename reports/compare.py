@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 import sys
 
@@ -73,7 +74,7 @@ def bench_reference(shapes, args, out=None):
         x, w, b = ops.make_args("conv", p, seed=0)
         y = ops.conv(x, w, b, p)                     # tunes and compiles: not timed
         impl = ops.decision("conv", p).name
-        calls = {"nbconv": lambda: ops.conv(x, w, b, p)}
+        calls = {"nbconv": functools.partial(ops.conv, x, w, b, p)}
         calls.update(torch_anchor.conv2d_calls(p, x, w, b, args.threads))
         err = torch_anchor.rel_error(y, calls["torch NCHW"](), p)
         ms = timing.measure_many({k: (lambda f=f: f) for k, f in calls.items()}, _settings(args), timer=clock)
@@ -155,7 +156,8 @@ def bench_plain(shapes, args, out=None):
     for name, p in shapes:
         x, w, b = ops.make_args("conv", p, seed=0)
         ops.conv(x, w, b, p)                          # tunes and compiles: not timed
-        m = timing.measure(lambda: ops.conv(x, w, b, p), _settings(args), timer=timing.timer(args.clock))
+        m = timing.measure(functools.partial(ops.conv, x, w, b, p), _settings(args),
+                           timer=timing.timer(args.clock))
         gf = p.flops() / m.median_s / 1e9
         rows.append(dict(name=name, batch=p.batch, impl=ops.decision("conv", p).name, nbconv=gf,
                          nbconv_spread=m.spread))

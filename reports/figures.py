@@ -93,7 +93,7 @@ def kernel_sweep(df, path):
 def _legend(fig, axes):
     handles, labels = {}, []
     for ax in np.ravel(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
@@ -122,7 +122,7 @@ def reference_bars(df, path):
     fig, ax = plt.subplots(figsize=(min(18.0, max(10.0, 0.12 * n_max * len(shapes) + 3)), 5.2))
     x = np.arange(len(shapes))
     seen = set()
-    for xi, shape in zip(x, shapes):
+    for xi, shape in zip(x, shapes, strict=True):
         present = [n for n in order if np.isfinite(best.at[shape, n])]
         for i, name in enumerate(present):
             v = best.at[shape, name]
@@ -142,7 +142,7 @@ def reference_bars(df, path):
     if torch_cols and "nbconv (tuned)" in best.columns:
         ratio = best["nbconv (tuned)"] / best[torch_cols].max(axis=1)
         top = hi[order].max(axis=1)
-        for xi, r, t in zip(x, ratio.values, top.values):
+        for xi, r, t in zip(x, ratio.values, top.values, strict=True):
             if np.isfinite(r):
                 ax.annotate(f"×{r:.2f}", (xi, t), xytext=(0, 4), textcoords="offset points",
                             ha="center", fontsize=8)
@@ -152,7 +152,7 @@ def reference_bars(df, path):
     else:
         ax.set_title("Reference Conv2D shapes: GFLOP/s per implementation", fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
-    by_label = dict(zip(labels, handles))
+    by_label = dict(zip(labels, handles, strict=True))
     ax.legend([by_label[n] for n in order if n in by_label], [n for n in order if n in by_label],
               loc="center left", bbox_to_anchor=(1.0, 0.5), title="implementation", fontsize=9)
     return _save(fig, path)

@@ -1,6 +1,7 @@
 """What heads the report: machine, thread counts, versions, date. No numba import here."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -42,10 +43,8 @@ def threads() -> dict:
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -54,5 +53,5 @@ def describe() -> dict:
         "machine": f"{cpu_model()} ({os.cpu_count()} logical CPUs, {platform.system()} {platform.release()})",
         "threads": threads(),
         "versions": versions(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -1,5 +1,6 @@
-"""`nbconv` command line: tune, explain, db export|import|list|clear|path, overhead;
-`bench` and `report` delegate (lazily, through importlib) to reports.compare and reports.cli.
+"""`nbconv` command line: tune, explain, db export|import|list|clear|path (nbconv.commands);
+`bench`, `report` and `overhead` measure, so they delegate (lazily, through importlib) to
+reports.compare, reports.cli and reports.overhead.
 
     nbconv tune [--csv FILE] [--batch N] [--layout L] [--dtype D] [--retune]
     nbconv tune --model package.module:attr --input-shape 1,128,128,3
@@ -11,339 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
-import json
 import sys
-import time
 
 USAGE_ERROR = 2
-
-
-# -- small output helpers --------------------------------------------------------------------
-def _table(headers, rows, out=None):
-    out = out or sys.stdout
-    cells = [[str(c) for c in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for j, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
-        if j == 0:
-            print("  ".join("-" * w for w in widths), file=out)
-
-
-def _fmt(v, spec):
-    return "" if v is None else format(v, spec)
-
-
-def _progress(items, desc, unit="shape"):
-    """tqdm if installed, else a plain counter on stderr."""
-    try:
-        from tqdm import tqdm
-        return tqdm(items, desc=desc, unit=unit, file=sys.stderr)
-    except ImportError:
-        def counter():
-            n = len(items)
-            for i, item in enumerate(items, 1):
-                print(f"{desc}: {i}/{n}", file=sys.stderr, flush=True)
-                yield item
-        return counter()
-
-
-def _ints(text: str, what: str) -> tuple:
-    try:
-        vals = tuple(int(v) for v in text.replace("(", "").replace(")", "").split(",") if v.strip())
-    except ValueError:
-        raise SystemExit(f"nbconv: {what} must be comma-separated integers, e.g. 1,56,56,64. "
-                         f"Received: {text!r}") from None
-    if not vals or any(v < 0 for v in vals):
-        raise SystemExit(f"nbconv: {what} must be non-negative integers. Received: {text!r}")
-    return vals
-
-
-def _yardstick(name: str):
-    """reports.yardsticks' sgemm or copy Yardstick (value, spread), measured now; None when the
-    reports package is not installed. Imported at call time: the library never imports it."""
-    try:
-        ys = importlib.import_module("reports.yardsticks")
-    except ImportError:
-        return None
-    return getattr(ys, name)()
-
-
-def _peak(enabled: bool):
-    return _yardstick("sgemm") if enabled else None
-
-
-def _gflops(p, median_s):
-    if not median_s:
-        return None
-    return p.flops() / median_s / 1e9
-
-
-def _decision_line(d) -> str:
-    from tuner import label
-    if d is None:
-        return "winner: none"
-    text = f"winner: {d.name} ({d.how})"
-    if d.partner is not None:
-        partner = label(*d.partner)
-        ratio = f", partner/winner median {d.margin:.3f}" if d.margin else ""
-        pval = f", p={d.p_value:.3g}" if d.p_value is not None else ""
-        if d.tie:
-            more = f" and {len(d.tied) - 1} more" if len(d.tied) > 1 else ""
-            text += (f"; TIE with {partner}{more}{ratio}{pval} "
-                     "(broken by priority, then name, then config order)")
-        else:
-            text += f"; significantly faster than runner-up {partner}{ratio}{pval}"
-    if d.note:
-        text += f"; {d.note}"
-    return text
-
-
-# -- layer specs and models ---------------------------------------------------------------------
-def _layer_from_spec(spec: str):
-    """A layer from text such as "Conv2D(64, 3, padding='same')" (literal arguments only)."""
-    try:
-        node = ast.parse(spec.strip(), mode="eval").body
-    except SyntaxError as e:
-        raise SystemExit(f"nbconv: cannot parse layer spec {spec!r}: {e.msg}") from None
-    if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Name, ast.Attribute)):
-        raise SystemExit("nbconv: a layer spec looks like \"Conv2D(64, 3, padding='same')\". "
-                         f"Received: {spec!r}")
-    name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
-    try:
-        args = [ast.literal_eval(a) for a in node.args]
-        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-    except ValueError:
-        raise SystemExit(f"nbconv: layer spec arguments must be literals. Received: {spec!r}") from None
-    try:
-        layers = importlib.import_module("nbconv.layers")
-    except ImportError as e:
-        raise SystemExit(f"nbconv: the layers package is not available ({e})") from None
-    cls = getattr(layers, name, None)
-    if cls is None:
-        raise SystemExit(f"nbconv: no layer named {name!r} in nbconv.layers")
-    return cls(*args, **kwargs)
-
-
-def _problems_of_layers(layers_, x):
-    """Run layers one by one on x, collecting each ops call's (op, Problem)."""
-    from . import ops
-    found = []
-    for layer in _progress(list(layers_), "tuning layers", unit="layer"):
-        with ops.recording() as seen:
-            x = layer(x)
-        found.extend((getattr(layer, "name", type(layer).__name__), op, p) for op, p in seen)
-    return found
-
-
-def _random_input(shape, dtype):
-    import numpy as np
-    return np.random.default_rng(0).uniform(-1, 1, shape).astype(dtype)
-
-
-def _load_model(target: str):
-    mod_name, _, attr = target.partition(":")
-    if not attr:
-        raise SystemExit(f"nbconv: --model must look like package.module:attr. Received: {target!r}")
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise SystemExit(f"nbconv: cannot load model {target!r}: {e}") from None
-    if not hasattr(obj, "layers") and callable(obj):
-        obj = obj()
-    if not hasattr(obj, "layers"):
-        raise SystemExit(f"nbconv: {target!r} is not a model with `.layers`")
-    return obj
-
-
-# -- subcommands ------------------------------------------------------------------------------
-def cmd_tune(a) -> int:
-    from . import ops
-    rows = []
-    if a.model:
-        if not a.input_shape:
-            raise SystemExit("nbconv: --model needs --input-shape (batch first), e.g. 1,128,128,3")
-        shape = _ints(a.input_shape, "--input-shape")
-        if a.batch:
-            shape = (a.batch,) + shape[1:]
-        model = _load_model(a.model)
-        found = _problems_of_layers(model.layers, _random_input(shape, a.dtype))
-        items = [(name, op, p) for name, op, p in found]
-        decided = [(name, op, p, ops.decision(op, p)) for name, op, p in items]
-    else:
-        from .shapes import load_shapes
-        shapes = load_shapes(a.csv, batch=a.batch, layout=a.layout, dtype=a.dtype)
-        decided = []
-        for name, p in _progress(shapes, "tuning"):
-            decided.append((name, "conv", p, ops.tuner().select("conv", p, ops.make_args("conv", p),
-                                                                retune=a.retune)))
-    ys = _peak(not a.no_peak)
-    peak = ys and ys.value
-    from tuner import config_json, label
-    recs = {(r["key"], r["op"], r["impl"], config_json(r["config"])): r for r in ops.records()}
-    for name, op, p, d in decided:
-        r = recs.get((p.key(), op, d.impl.name, config_json(d.config)))
-        med = r["median_s"] if r else None
-        g = _gflops(p, med)
-        rows.append([name, op, d.name, d.how, f"{len(d.tied) + 1}-way" if d.tie else "",
-                     label(*d.partner) if d.partner else "", _fmt(d.margin, ".3f"),
-                     _fmt(med and med * 1e3, ".3f"), _fmt(g, ".1f"),
-                     _fmt(g and peak and 100 * g / peak, ".0f")])
-    print(f"tuning database: {ops.tuner().db.path}")
-    if peak:
-        print(f"sgemm peak: {peak:.1f} GFLOP/s ±{100 * ys.spread:.1f} % (numpy, measured now)")
-    _table(["shape", "op", "winner", "how", "tie", "partner", "margin", "median ms", "GFLOP/s", "% peak"],
-           rows)
-    return 0
-
-
-def cmd_explain(a) -> int:
-    from . import ops
-    from .spec import problem_from_key
-    target = a.target.strip()
-    if "(" not in target and "/" in target:
-        try:
-            p = problem_from_key(target)
-        except (ValueError, IndexError, KeyError) as e:
-            raise SystemExit(f"nbconv: {target!r} is not a problem key ({type(e).__name__}: {e})") from None
-        problems = [(target, p.op, p)]
-    else:
-        if not a.input_shape:
-            raise SystemExit("nbconv: explaining a layer spec needs --input-shape (batch first), "
-                             "e.g. --input-shape 1,56,56,64")
-        layer = _layer_from_spec(target)
-        problems = _problems_of_layers([layer], _random_input(_ints(a.input_shape, "--input-shape"), a.dtype))
-        if not problems:
-            print(f"{target}: calls no kernel (nothing to tune)")
-            return 0
-    for name, op, p in problems:
-        ex = ops.explain(op, p, measure=not a.no_measure)
-        # % of peak: compute-bound ops against the sgemm peak, pooling against copy bandwidth
-        pooling = op in ("maxpool", "avgpool")
-        ys = None if a.no_peak else _yardstick("copy" if pooling else "sgemm")
-        peak = ys and ys.value
-        print(f"{name}: {op} {p.key()}")
-        peak_text = ""
-        if peak:
-            peak_text = f"; % peak is of {'copy bandwidth' if pooling else 'sgemm peak'} " \
-                        f"{peak:.1f} {ys.unit} ±{100 * ys.spread:.1f} % (measured now)"
-        print(f"  {p.flops() / 1e9:.4g} GFLOP, {p.bytes() / 1e6:.4g} MB moved per call{peak_text}")
-        rows = []
-        for r in ex["rows"]:
-            g = _gflops(p, r["median_s"])
-            gbs = p.bytes() / r["median_s"] / 1e9 if r["median_s"] else None
-            rate = gbs if pooling else g
-            if r["winner"]:
-                mark = "WINNER"
-            elif r["partner"]:
-                mark = "tie partner" if ex["decision"].tie else "runner-up"
-            else:
-                mark = "tied" if r["tied"] else ""
-            rows.append([r["label"], "yes" if r["applies"] else "no", r["status"] or "",
-                         _fmt(r["compile_s"], ".3f"), _fmt(r["median_s"] and r["median_s"] * 1e3, ".4f"),
-                         _fmt(None if r["spread"] is None else 100 * r["spread"], ".1f"),
-                         _fmt(g, ".2f"), _fmt(gbs, ".2f"), _fmt(rate and peak and 100 * rate / peak, ".1f"),
-                         _fmt(r["error"], ".2e"), mark, r["reason"] if r["reason"] != "" else ""])
-        _table(["candidate", "applies", "status", "compile s", "median ms", "IQR %", "GFLOP/s", "GB/s",
-                "% peak", "error", "", "note"], rows)
-        print("  " + (_decision_line(ex["decision"]) if ex["decision"] else f"no decision: {ex['error']}"))
-        print()
-    return 0
-
-
-def cmd_db(a) -> int:
-    from . import ops
-    t = ops.tuner()
-    db = t.db
-    fp = None if getattr(a, "all", False) else t.fp()
-    if a.action == "path":
-        print(db.path)
-    elif a.action == "list":
-        rows = []
-        for d in db.decisions(fp):
-            from tuner import label
-            cfg = json.loads(d["config"])
-            partner = label(d["partner_impl"], json.loads(d["partner_config"])) if d["partner_impl"] else ""
-            rows.append([d["op"], d["key"], label(d["impl"], cfg), "yes" if d["tie"] else "", partner,
-                         _fmt(d["margin"], ".3f"), d["fp"],
-                         time.strftime("%Y-%m-%d %H:%M", time.localtime(d["created"]))])
-        print(f"tuning database: {db.path} (this machine: {t.fp()})")
-        _table(["op", "key", "winner", "tie", "partner", "margin", "fingerprint", "created"], rows)
-    elif a.action == "export":
-        if a.file in (None, "-"):
-            n = db.export(sys.stdout, fp)
-        else:
-            with open(a.file, "w") as f:
-                n = db.export(f, fp)
-            print(f"exported {n} rows to {a.file}")
-    elif a.action == "import":
-        if not a.file:
-            raise SystemExit("nbconv: db import needs a FILE (JSON lines from `nbconv db export`)")
-        try:
-            with (sys.stdin if a.file == "-" else open(a.file)) as f:
-                counts = db.import_(f)
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"nbconv: db import failed: {e}") from None
-        print("merged " + ", ".join(f"{n} {table}" for table, n in counts.items())
-              + " (rows of other machines are kept apart; same-key rows only replaced by newer ones)")
-    elif a.action == "clear":
-        n = db.clear(fp)
-        t.forget()
-        print(f"deleted {n} rows" + (" (all machines)" if fp is None else f" of this machine ({fp})"))
-    return 0
-
-
-def cmd_overhead(a) -> int:
-    """Median per-call time of a decided layer call vs the chosen kernel called directly."""
-    import numpy as np
-
-    from . import ops
-    from .spec import make_problem
-    shape = _ints(a.input_shape, "--input-shape")
-    rank = len(shape) - 2
-    if rank not in (1, 2, 3):
-        raise SystemExit(f"nbconv: --input-shape must have 3 to 5 entries (batch first). Received: {shape}")
-    p = make_problem("conv", shape, rank=rank, kernel=(1,) * rank, out_channels=shape[-1], dtype="float32")
-    x, w, b = ops.make_args("conv", p)
-    ops.conv(x, w, b, p)                           # tunes and compiles
-    fn, cfg = ops.chosen("conv", p)
-    calls = {"kernel called directly": lambda: fn(x, w, b, p, **cfg),
-             "nbconv.ops.conv": lambda: ops.conv(x, w, b, p)}
-    try:
-        from . import layers
-        layer = getattr(layers, f"Conv{rank}D")(shape[-1], 1)
-        layer(x)                                   # builds; same Problem, so already decided
-        calls[f"layers.Conv{rank}D(...)(x)"] = lambda: layer(x)
-    except ImportError:
-        pass
-
-    # the tuner's own loop: first call apart, warm-up, inner repetitions doubled to 2 ms, then
-    # samples in turns (so drift hits all alike and round i of each is a pair)
-    from tuner import Measurement, Settings
-    from tuner.measure import begin, sample_round_robin
-    from tuner.registry import sync_timer
-    s = Settings(min_sample_s=2e-3, min_samples=a.repeats, max_samples=a.repeats,
-                 candidate_budget_s=float("inf"))           # exactly --repeats samples each
-    timer, ms, entries = sync_timer(), {}, []
-    for name, f in calls.items():
-        m = ms[name] = Measurement(name, {}, "")
-        call = begin(lambda f=f: f, m, timer=timer, check=lambda out: (True, None, ""), settings=s)
-        if call is None:
-            raise SystemExit(f"nbconv overhead: {name}: {m.reason}")
-        entries.append((call, m, timer))
-    sample_round_robin(entries, s)
-    times = {name: m.samples for name, m in ms.items()}
-    base = np.array(times["kernel called directly"])
-    print(f"problem: {p.key()}  chosen: {ops.decision('conv', p).name}")
-    print(f"median of {a.repeats} interleaved samples, each of >= 2 ms of calls (the tuner's loop)")
-    rows = []
-    for name, t in times.items():
-        t = np.array(t)
-        extra = "" if name == "kernel called directly" else _fmt(float(np.median(t - base)) * 1e6, ".2f")
-        rows.append([name, _fmt(float(np.median(t)) * 1e6, ".2f"), extra])
-    _table(["call", "us/call", "dispatch overhead us (median paired difference)"], rows)
-    return 0
+# commands that measure live in the reports package and parse their own arguments
+DELEGATED = {"bench": "reports.compare", "report": "reports.cli", "overhead": "reports.overhead"}
 
 
 def _delegate(module: str, argv, what: str) -> int:
@@ -386,9 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("file", nargs="?", help="JSON lines file for export/import ('-': stdout/stdin)")
     d.add_argument("--all", action="store_true", help="every machine's rows, not only this machine's")
 
-    o = sub.add_parser("overhead", help="dispatch cost of a decided layer call")
-    o.add_argument("--input-shape", default="1,4,4,8", help="a tiny 1x1 conv input (default 1,4,4,8)")
-    o.add_argument("--repeats", type=int, default=51)
+    sub.add_parser("overhead", help="dispatch cost of a decided call (reports.overhead)", add_help=False)
 
     sub.add_parser("bench", help="benchmarks against PyTorch (reports.compare)", add_help=False)
     sub.add_parser("report", help="the performance report (reports.cli)", add_help=False)
@@ -399,12 +71,12 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # bench and report take their own arguments: hand over everything after the word
     for i, word in enumerate(argv):
-        if word in ("bench", "report"):
+        if word in DELEGATED:
             if i == 0 or (i == 2 and argv[0] == "--db"):
                 if i == 2:
                     from . import knobs
                     knobs.set_tuning_db(argv[1])
-                return _delegate("reports.compare" if word == "bench" else "reports.cli", argv[i + 1:], word)
+                return _delegate(DELEGATED[word], argv[i + 1:], word)
             break
     a = build_parser().parse_args(argv)
     if a.db:
@@ -412,8 +84,9 @@ def main(argv=None) -> int:
         knobs.set_tuning_db(a.db)
         ops.reset()
     try:
-        commands = {"tune": cmd_tune, "explain": cmd_explain, "db": cmd_db, "overhead": cmd_overhead}
-        return commands[a.command](a)
+        from . import commands
+        run = {"tune": commands.cmd_tune, "explain": commands.cmd_explain, "db": commands.cmd_db}
+        return run[a.command](a)
     except BrokenPipeError:
         return 0
 

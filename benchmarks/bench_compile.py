@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from tuner import registry
+from nbconv.tuner import registry
 
 from .common import NONE, check_applies, problem, tiny
 
@@ -34,7 +34,7 @@ from numba import njit
 njit(lambda a: a + 1)(1)
 import nbconv.ops
 from nbconv.spec import problem_from_key
-from tuner import registry
+from nbconv.tuner import registry
 out = {}
 for cand, key in json.loads(sys.stdin.read()).items():
     op, name = cand.split("/", 1)

@@ -12,8 +12,9 @@ import ctypes
 import functools
 import os
 
+from nbconv.tuner import label, registry
+
 from nbconv.shapes import load_shapes
-from tuner import label, registry
 
 from .common import NONE, check_applies, prepare, problem, tiny
 

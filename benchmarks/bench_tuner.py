@@ -7,11 +7,11 @@ time is its own benchmark (bench_compile)."""
 import functools
 
 import numpy as np
+from nbconv.reports import timing
+from nbconv.tuner import Tuner, TuningDB, Verifier, registry
 
 import nbconv.ops
 from nbconv import env, knobs, reference
-from reports import timing
-from tuner import Tuner, TuningDB, Verifier, registry
 
 from .common import arrays, problem, tiny
 
@@ -101,7 +101,7 @@ class Dispatch:
 
     def track_overhead_us(self):
         """Median of (dispatch - direct) over samples taken in turns by the tuner's loop
-        (reports.timing), microseconds per call; round i of each is a pair."""
+        (nbconv.reports.timing), microseconds per call; round i of each is a pair."""
         p, x, w, b, direct = decided_call(tiny())
         n = 5 if tiny() else 15
         s = timing.exactly(n, min_sample_s=2e-4 if tiny() else 2e-3)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import functools
 import json
 
+from nbconv.tuner import registry
+
 import nbconv.ops  # (imports nbconv.impls: fills the registry)
 from nbconv import knobs, reference
 from nbconv.spec import make_problem
-from tuner import registry
 
 
 def preload_numba():

@@ -1,6 +1,6 @@
 """`nbconv` command line: tune, explain, db export|import|list|clear|path (nbconv.commands);
 `bench`, `report` and `overhead` measure, so they delegate (lazily, through importlib) to
-reports.compare, reports.cli and reports.overhead.
+nbconv.reports.compare, nbconv.reports.cli and nbconv.reports.overhead.
 
     nbconv tune [--csv FILE] [--batch N] [--layout L] [--dtype D] [--retune]
     nbconv tune --model package.module:attr --input-shape 1,128,128,3
@@ -17,7 +17,8 @@ import sys
 
 USAGE_ERROR = 2
 # commands that measure live in the reports package and parse their own arguments
-DELEGATED = {"bench": "reports.compare", "report": "reports.cli", "overhead": "reports.overhead"}
+DELEGATED = {"bench": "nbconv.reports.compare", "report": "nbconv.reports.cli",
+             "overhead": "nbconv.reports.overhead"}
 
 
 def _delegate(module: str, argv, what: str) -> int:
@@ -60,10 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("file", nargs="?", help="JSON lines file for export/import ('-': stdout/stdin)")
     d.add_argument("--all", action="store_true", help="every machine's rows, not only this machine's")
 
-    sub.add_parser("overhead", help="dispatch cost of a decided call (reports.overhead)", add_help=False)
+    sub.add_parser("overhead", help="dispatch cost of a decided call (nbconv.reports.overhead)",
+                   add_help=False)
 
-    sub.add_parser("bench", help="benchmarks against PyTorch (reports.compare)", add_help=False)
-    sub.add_parser("report", help="the performance report (reports.cli)", add_help=False)
+    sub.add_parser("bench", help="benchmarks against PyTorch (nbconv.reports.compare)", add_help=False)
+    sub.add_parser("report", help="the performance report (nbconv.reports.cli)", add_help=False)
     return ap
 
 

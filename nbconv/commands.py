@@ -49,10 +49,10 @@ def ints(text: str, what: str) -> tuple:
 
 
 def _yardstick(name: str):
-    """reports.yardsticks' sgemm or copy Yardstick (value, spread), measured now; None when the
+    """nbconv.reports.yardsticks' sgemm or copy Yardstick (value, spread), measured now; None when the
     reports package is not installed. Imported at call time: the library never imports it."""
     try:
-        ys = importlib.import_module("reports.yardsticks")
+        ys = importlib.import_module("nbconv.reports.yardsticks")
     except ImportError:
         return None
     return getattr(ys, name)()
@@ -69,7 +69,7 @@ def _gflops(p, median_s):
 
 
 def _decision_line(d) -> str:
-    from tuner import label
+    from nbconv.tuner import label
     if d is None:
         return "winner: none"
     text = f"winner: {d.name} ({d.how})"
@@ -168,7 +168,7 @@ def cmd_tune(a) -> int:
                                                                 retune=a.retune)))
     ys = _peak(not a.no_peak)
     peak = ys and ys.value
-    from tuner import config_json, label
+    from nbconv.tuner import config_json, label
     recs = {(r["key"], r["op"], r["impl"], config_json(r["config"])): r for r in ops.records()}
     for name, op, p, d in decided:
         r = recs.get((p.key(), op, d.impl.name, config_json(d.config)))
@@ -250,7 +250,7 @@ def cmd_db(a) -> int:
     elif a.action == "list":
         rows = []
         for d in db.decisions(fp):
-            from tuner import label
+            from nbconv.tuner import label
             cfg = json.loads(d["config"])
             partner = label(d["partner_impl"], json.loads(d["partner_config"])) if d["partner_impl"] else ""
             rows.append([d["op"], d["key"], label(d["impl"], cfg), "yes" if d["tie"] else "", partner,

@@ -2,7 +2,7 @@
 
 It holds what changes which kernel is fastest: CPU model and a hash of its flags, core count,
 Numba and BLAS thread counts, numba/llvmlite/numpy/scipy/Python versions. (The machine's
-yardsticks, sgemm peak and copy bandwidth, are measured in `reports.yardsticks`.)
+yardsticks, sgemm peak and copy bandwidth, are measured in `nbconv.reports.yardsticks`.)
 """
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 
-from tuner import MODES, Settings, default_path
+from nbconv.tuner import MODES, Settings, default_path
 
 _FLOAT_KNOBS = {
     "min_sample_s": ("NBCONV_TUNE_MIN_SAMPLE_S", 0.002),

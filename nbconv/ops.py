@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from tuner import Tuner, Verifier, registry
+from nbconv.tuner import Tuner, Verifier, registry
 
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
 from .spec import key_with_device
@@ -249,7 +249,7 @@ def _fresh_memo():
 def tuning(**changes):
     """Tune differently inside the block, e.g. `with nbconv.ops.tuning(mode="off", force="conv_direct"):`.
 
-    Accepts any `tuner.Settings` field (mode, force, budgets, ...). Decisions made inside are
+    Accepts any `nbconv.tuner.Settings` field (mode, force, budgets, ...). Decisions made inside are
     kept apart from those outside.
     """
     with _fresh_memo(), tuner().using(**changes):

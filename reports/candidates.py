@@ -3,9 +3,10 @@ turns by the tuner's loop: the report's sweeps and `nbconv bench --impls` measur
 Verification uses the tuner's own error and tolerance (`nbconv.ops.tuner()`)."""
 from __future__ import annotations
 
+from nbconv.tuner import registry
+
 import nbconv.ops
 from nbconv import reference
-from tuner import registry
 
 from . import timing
 

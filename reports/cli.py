@@ -127,7 +127,7 @@ def summary_tables(df, decisions, anchors):
 def anchors_of(ys: dict) -> dict:
     return {"sgemm_gflops": ys["sgemm"].value, "sgemm_spread": ys["sgemm"].spread,
             "sgemm_what": ys["sgemm"].what, "copy_gbps": ys["copy"].value, "copy_spread": ys["copy"].spread,
-            "copy_what": ys["copy"].what, "source": "reports.yardsticks"}
+            "copy_what": ys["copy"].what, "source": "nbconv.reports.yardsticks"}
 
 
 def load_now() -> str:

@@ -2,10 +2,10 @@
 
     nbconv bench --reference [--batch 1,8] [--only res3a_3x3,...] [--shapes my.csv] [--quick]
     nbconv bench --impls [--only ...]       # every registered (impl, config), GFLOP/s and % of sgemm
-    nbconv bench --memory [--only ...]      # peak extra memory of the im2col path (reports.memory)
+    nbconv bench --memory [--only ...]      # peak extra memory of the im2col path (nbconv.reports.memory)
 
 Per shape: nbconv's first call (tuning, compile) is never timed; then nbconv, torch NCHW and
-torch channels_last are measured by the tuner's loop (reports.timing: first call apart, one
+torch channels_last are measured by the tuner's loop (nbconv.reports.timing: first call apart, one
 warm-up, inner repetitions doubled until a sample lasts `--min-time`) and sampled in turns,
 `--samples` samples each (wall clock; or, with `--clock cpu --threads 1`, the process's CPU
 time, which a busy shared machine does not inflate). The median counts, ± is the IQR / median;

@@ -1,5 +1,5 @@
 """`nbconv bench --memory`: peak extra memory of the im2col path per shape and workspace cap, each
-measured in a fresh process (`python -m reports.memory KEY CAP`) so earlier allocations do not
+measured in a fresh process (`python -m nbconv.reports.memory KEY CAP`) so earlier allocations do not
 hide it. The asv suite's `bench_memory.PeakMemory` tracks every candidate's peak across commits."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _run_probe(key, cap):
     # the child imports this checkout's `reports` (and nbconv beside it), not another install
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    res = subprocess.run([sys.executable, "-m", "reports.memory", key, str(cap)], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "nbconv.reports.memory", key, str(cap)], capture_output=True,
                          text=True, env=env, cwd=root)
     if res.returncode:
         raise RuntimeError(f"memory probe {key} cap {cap} failed:\n{res.stderr[-2000:]}")

@@ -6,7 +6,7 @@
   timed in turns for the ratio (`source = report`);
 - a kernel size x stride x layout sweep of every conv implementation at a small size;
 - a pooling sweep (GB/s).
-Everything measured here goes through `reports.timing` (the tuner's loop) and is first checked
+Everything measured here goes through `nbconv.reports.timing` (the tuner's loop) and is first checked
 against the float64 reference; arguments come from `nbconv.ops.make_args`.
 """
 from __future__ import annotations

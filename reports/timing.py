@@ -1,18 +1,18 @@
 """The one timing loop, applied: every figure `reports/`, `benchmarks/` and `nbconv bench` show is
-measured by the tuner's own loop (`tuner.measure`: the first call timed apart as compile time,
+measured by the tuner's own loop (`nbconv.tuner.measure`: the first call timed apart as compile time,
 verification, one warm-up call, inner repetitions doubled until a sample lasts `min_sample_s`,
 then samples taken in turns), summarised by the tuner's statistics (median, IQR / median) and
-compared by the tuner's significance rule (`tuner.stats.faster` with `Settings()`'s alpha and
+compared by the tuner's significance rule (`nbconv.tuner.stats.faster` with `Settings()`'s alpha and
 min_gain). Nothing here keeps a loop of its own.
 """
 from __future__ import annotations
 
 import time
 
-from tuner import Measurement, Settings
-from tuner.measure import OK, begin, sample_round_robin
-from tuner.registry import sync_timer
-from tuner.stats import faster, median, spread
+from nbconv.tuner import Measurement, Settings
+from nbconv.tuner.measure import OK, begin, sample_round_robin
+from nbconv.tuner.registry import sync_timer
+from nbconv.tuner.stats import faster, median, spread
 
 __all__ = ["Measurement", "OK", "settings", "exactly", "timer", "measure", "measure_many", "verdict",
            "quartiles", "median", "spread", "TIE_RULE"]

@@ -1,7 +1,7 @@
 """The one PyTorch anchor: torch.nn.functional.conv2d on the same Problem and the same arrays, in
 NCHW and channels_last memory formats. torch is optional and imported lazily, here only; the
-report (`reports.sweep`) and `nbconv bench --reference` (`reports.compare`) both time it
-through `reports.timing`.
+report (`nbconv.reports.sweep`) and `nbconv bench --reference` (`nbconv.reports.compare`) both time it
+through `nbconv.reports.timing`.
 
 Asymmetric pads (Keras 'same' with an even kernel or a stride) are applied to the input once,
 untimed, and torch convolves it unpadded: the output equals nbconv's exactly (so the error is

@@ -1,5 +1,5 @@
 """The machine's yardsticks: numpy's float32 sgemm rate (GFLOP/s) and memory copy bandwidth (GB/s),
-measured by the same loop as everything else (`reports.timing`, i.e. the tuner's).
+measured by the same loop as everything else (`nbconv.reports.timing`, i.e. the tuner's).
 
 Each is a median with its spread (IQR / median), cached per process and per (size, clock);
 `fresh=True` measures again. Used by the report (header, % of peak), `nbconv bench --impls`

@@ -86,10 +86,30 @@ def test_numba_cuda_only_in_a_lazily_imported_cuda_module():
 
 
 def test_nothing_imports_benchmarks_or_reports():
-    # nbconv.cli delegates `bench`/`report` through importlib at call time, never an import statement
+    # nbconv.cli delegates `bench`/`report`/`overhead` through importlib at call time, never an import
     bad = [(_rel(f), full, line) for f in _modules("nbconv", "tuner") for top, full, line, _ in _imports(f)
-           if top in ("benchmarks", "reports")]
+           if top in ("benchmarks", "reports") or full.startswith("nbconv.reports")]
     assert bad == []
+
+
+def test_tuner_and_reports_are_imported_only_as_nbconv_subpackages():
+    """A top-level `import tuner` would load a second copy with a second, empty registry."""
+    bad = [(_rel(f), full, line) for f in _modules("nbconv", "tuner", "reports", "benchmarks", "tests")
+           for top, full, line, _ in _imports(f)
+           if top in ("tuner", "reports") and not _rel(f).startswith(f"{top}/")]
+    assert bad == []
+
+
+def test_installing_puts_only_nbconv_on_the_import_path():
+    """pyproject lists every package folder of the library, each installed under `nbconv`."""
+    import tomllib
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = cfg["package-dir"]
+    assert all(name == "nbconv" or name.startswith("nbconv.") for name in cfg["packages"])
+    listed = {(ROOT / dirs.get(name, name.replace(".", "/"))).resolve() for name in cfg["packages"]}
+    folders = {f.parent.resolve() for d in ("nbconv", "tuner", "reports")
+               for f in (ROOT / d).rglob("__init__.py")}
+    assert folders == listed
 
 
 def test_optional_heavy_packages_are_never_imported_at_module_level():

@@ -1,5 +1,5 @@
-"""`nbconv bench` (reports.compare, reports.memory) on tiny shapes, and the shared measurement
-pieces it stands on (reports.timing, reports.yardsticks, reports.torch_anchor): the table's shape,
+"""`nbconv bench` (nbconv.reports.compare, .memory) on tiny shapes, and the shared measurement pieces
+it stands on (nbconv.reports.timing, .yardsticks, .torch_anchor): the table's shape,
 not its timings (no timed assertions beyond orderings a sleep guarantees)."""
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import csv
 import time
 
 import pytest
-
-from reports import compare, timing, yardsticks
+from nbconv.reports import compare, timing, yardsticks
 
 
 def test_reference_table(tmp_path, capsys):
@@ -100,9 +99,10 @@ def test_yardsticks_carry_their_spread():
 
 
 def test_torch_anchor_matches_nbconv_on_asymmetric_padding():
+    from nbconv.reports import torch_anchor
+
     from nbconv import ops
     from nbconv.spec import make_problem
-    from reports import torch_anchor
     p = make_problem("conv", (1, 8, 8, 3), rank=2, kernel=(2, 2), strides=(2, 2), padding="same",
                      out_channels=4)
     x, w, b = ops.make_args("conv", p)

@@ -66,7 +66,7 @@ def test_tune_a_csv_then_list_export_clear_import(tmp_path, capsys, own_db):
 def test_explain_a_key_shows_every_candidate(capsys):
     assert cli.main(["explain", KEY, "--no-peak"]) == 0
     out = capsys.readouterr().out
-    from tuner import registry
+    from nbconv.tuner import registry
     for impl in registry.impls("conv"):
         assert impl.name in out
     for col in ("applies", "compile s", "median ms", "IQR %", "GFLOP/s", "GB/s", "% peak", "error"):
@@ -113,22 +113,22 @@ def test_usage_errors_are_clear():
 
 def test_bench_and_report_delegate_with_their_arguments(monkeypatch, capsys):
     seen = {}
-    fake = types.ModuleType("reports.cli")
+    fake = types.ModuleType("nbconv.reports.cli")
     fake.main = lambda argv: seen.setdefault("report", argv) and 0
-    monkeypatch.setitem(sys.modules, "reports.cli", fake)
+    monkeypatch.setitem(sys.modules, "nbconv.reports.cli", fake)
     assert cli.main(["report", "--quick", "--out", "x"]) == 0
     assert seen["report"] == ["--quick", "--out", "x"]
-    fake_bench = types.ModuleType("reports.compare")
+    fake_bench = types.ModuleType("nbconv.reports.compare")
     fake_bench.main = lambda argv: seen.setdefault("bench", argv) and 3
-    monkeypatch.setitem(sys.modules, "reports.compare", fake_bench)
+    monkeypatch.setitem(sys.modules, "nbconv.reports.compare", fake_bench)
     assert cli.main(["bench", "--reference"]) == 3
     assert seen["bench"] == ["--reference"]
 
 
 def test_missing_delegate_prints_a_clear_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "reports.compare", None)     # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "nbconv.reports.compare", None)     # import now raises ImportError
     assert cli.main(["bench"]) == 2
-    assert "nbconv bench: reports.compare is not available" in capsys.readouterr().err
+    assert "nbconv bench: nbconv.reports.compare is not available" in capsys.readouterr().err
 
 
 def test_nbconv_holds_no_measurement_module():
@@ -140,7 +140,7 @@ def test_nbconv_holds_no_measurement_module():
 
 
 def test_tune_reports_the_sgemm_peak_with_its_spread(tmp_path, capsys, monkeypatch):
-    import reports.yardsticks as ys
+    import nbconv.reports.yardsticks as ys
     monkeypatch.setattr(ys, "sgemm", lambda: ys.Yardstick(123.0, 0.05, "GFLOP/s", "fake", 5))
     shapes = tmp_path / "shapes.csv"
     shapes.write_text(CSV)

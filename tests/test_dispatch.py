@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from nbconv.tuner import registry
 
 from nbconv import env, knobs, ops, reference
 from nbconv.spec import make_problem
-from tuner import registry
 
 
 @pytest.fixture(autouse=True)
@@ -239,7 +239,7 @@ def test_a_layer_decided_once_then_forced_to_winograd_puts_nan_where_the_referen
 
 def test_an_impl_timer_measures_its_calls():
     """A device plugs in its own clock (CUDA events): the tuner times with the impl's timer."""
-    from tuner import Registry, Settings, Tuner, register
+    from nbconv.tuner import Registry, Settings, Tuner, register
     reg, seen = Registry(), []
 
     def timer(call, n):
@@ -262,7 +262,7 @@ def test_an_impl_timer_measures_its_calls():
 
 def test_a_database_from_before_the_device_key_is_migrated(tmp_path, monkeypatch):
     """Rows keyed without the device suffix are re-keyed once, then found by today's keys."""
-    from tuner import TuningDB
+    from nbconv.tuner import TuningDB
     path = str(tmp_path / "old.sqlite")
     x, w, b = ops.make_args("conv", CONV, seed=2)
     monkeypatch.setenv("NBCONV_TUNING_DB", path)

@@ -11,7 +11,7 @@ from nbconv import reference, threads
 from nbconv.impls import dense_blas, depthwise, gemm, local_gemm, pool_separable, winograd
 from nbconv.shapes import load_shapes
 from nbconv.spec import Problem, make_problem
-from tuner.registry import registry
+from nbconv.tuner.registry import registry
 
 FAST_CONV = ("im2col_gemm", "gemm_1x1", "winograd_f2x2_3x3", "winograd_f4x4_3x3", "depthwise_direct",
              "tiled_direct", "depthwise_tiled", "winograd_f4x4_tiled")

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import nbconv.impls  # noqa: F401  (registers the kernels)
 from nbconv import reference
 from nbconv.spec import LAYOUTS, Problem, effective_kernel, padding_pairs
-from tuner.registry import registry
+from nbconv.tuner.registry import registry
 
 OPS = ("conv", "maxpool", "avgpool", "local", "dense")
 F64_TOL = 1e-10

@@ -9,7 +9,7 @@ import pytest
 pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
-from reports import cli  # noqa: E402
+from nbconv.reports import cli  # noqa: E402
 
 
 class Links(HTMLParser):
@@ -76,7 +76,8 @@ def test_header_and_sections(report):
 
 def test_importable_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import reports.cli, reports.sweep, reports.figures, reports.torch_anchor as t\n"
+            "import nbconv.reports.cli, nbconv.reports.sweep, nbconv.reports.figures\n"
+            "import nbconv.reports.torch_anchor as t\n"
             "assert not t.available()\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
@@ -103,7 +104,7 @@ def fake_asv_results(root):
 
 
 def test_asv_results_are_read(tmp_path):
-    from reports import asv_results
+    from nbconv.reports import asv_results
     fake_asv_results(tmp_path / "results")
     df, info = asv_results.load(tmp_path / "results")
     assert info["commit"] == "abcdef12"
@@ -131,14 +132,15 @@ def test_no_sweep_report_reads_the_database_and_asv(tmp_path, report):
 
 
 def test_missing_asv_results_is_a_clear_error(tmp_path):
-    from reports import asv_results
+    from nbconv.reports import asv_results
     with pytest.raises(FileNotFoundError, match="benchmarks.json"):
         asv_results.load(tmp_path)
 
 
 def test_report_decision_rule_without_tuner_records():
+    from nbconv.reports.sweep import decide_from_rows, make_row
+
     from nbconv.shapes import load_shapes
-    from reports.sweep import decide_from_rows, make_row
     p = load_shapes()[2][1]
     a_times = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
     rows = [make_row("reference", "s", p, "a", {}, a_times, source="report"),
@@ -168,7 +170,7 @@ def test_every_figure_and_table_carries_its_spread(report):
 
 
 def test_figures_draw_error_bars(tmp_path):
-    from reports import figures
+    from nbconv.reports import figures
     rows = []
     for impl, med in (("a", 1e-3), ("b", 2e-3)):
         for k in (1, 3):

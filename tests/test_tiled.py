@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from nbconv import reference
 from nbconv.impls import simd, tiled
 from nbconv.spec import Problem, padding_pairs
-from tuner.registry import registry
+from nbconv.tuner.registry import registry
 
 # channels_first runs the same kernels between two copies (nbconv/impls/layout.py)
 LAYOUTS = ["channels_last", "channels_last", "channels_first"]

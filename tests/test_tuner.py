@@ -10,12 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from nbconv.tuner import Impl, Registry, Settings, Tuner, Verifier, choose, register
+from nbconv.tuner.explain import explain
+from nbconv.tuner.measure import RAISED, SKIPPED, WRONG
+from nbconv.tuner.stats import faster, mann_whitney_less, spread
 from scipy import stats as sp_stats
-
-from tuner import Impl, Registry, Settings, Tuner, Verifier, choose, register
-from tuner.explain import explain
-from tuner.measure import RAISED, SKIPPED, WRONG
-from tuner.stats import faster, mann_whitney_less, spread
 
 QUICK = Settings(min_sample_s=0.0005, min_samples=7, max_samples=9, candidate_budget_s=0.02)
 
@@ -407,7 +406,7 @@ def test_source_hash_covers_the_kernel_module_and_its_package_helpers(tmp_path, 
     import importlib
     import sys
 
-    from tuner.registry import _source_hash
+    from nbconv.tuner.registry import _source_hash
 
     def build(name, helper, kernel="from . import helper\n\ndef fn(x, p):\n    return x * helper.K\n"):
         root = tmp_path / name

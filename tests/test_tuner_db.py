@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 import pytest
-
-from tuner import Registry, Settings, Tuner, TuningDB, Verifier, default_path, register
+from nbconv.tuner import Registry, Settings, Tuner, TuningDB, Verifier, default_path, register
 
 QUICK = Settings(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0)
 
@@ -57,7 +56,7 @@ SCRIPT = textwrap.dedent("""
     import sys, time, warnings
     import numpy as np
     warnings.simplefilter("error")
-    from tuner import Registry, Settings, Tuner, Verifier, register
+    from nbconv.tuner import Registry, Settings, Tuner, Verifier, register
 
     def spin(s):
         end = time.perf_counter() + s

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from nbconv import reference
 from nbconv.impls import simd, winograd_tiled
 from nbconv.spec import Problem, padding_pairs
-from tuner.registry import registry
+from nbconv.tuner.registry import registry
 
 IMPL = registry.get("conv", "winograd_f4x4_tiled")
 

@@ -80,9 +80,13 @@ def _module_source(mod: Any) -> str:
         return getattr(mod, "__name__", repr(mod))
 
 
+_TUNER = __name__.rsplit(".", 1)[0] + "."       # this package's prefix, wherever it is installed
+
+
 def _source_hash(fn: Callable) -> str:
     """Hash of the module that defines fn and of the same-package modules it uses (helpers such
-    as shared views or thread policy): editing a kernel re-tunes only the rows that depend on it."""
+    as shared views or thread policy): editing a kernel re-tunes only the rows that depend on it.
+    The tuner's own modules never count, even when an application installs it inside its package."""
     mod = inspect.getmodule(fn)
     if mod is None:
         return hashlib.sha256(getattr(fn, "__qualname__", repr(fn)).encode()).hexdigest()[:16]
@@ -92,7 +96,7 @@ def _source_hash(fn: Callable) -> str:
         dep = value if inspect.ismodule(value) else getattr(value, "__module__", None)
         dep = sys.modules.get(dep) if isinstance(dep, str) else dep
         if (inspect.ismodule(dep) and dep is not mod and dep.__name__.split(".")[0] == package
-                and dep.__name__ != package):
+                and dep.__name__ != package and not dep.__name__.startswith(_TUNER)):
             deps[dep.__name__] = dep
     h = hashlib.sha256(_module_source(mod).encode())
     for name in sorted(deps):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from ..spec import Problem
 from .arrays5d import check_array

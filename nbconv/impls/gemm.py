@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from .. import threads
 from ..spec import Problem

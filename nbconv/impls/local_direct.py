@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from ..spec import Problem
 from .arrays5d import applies_common, check_array, three, view5, zero_pad5

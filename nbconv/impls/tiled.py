@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from ..spec import Problem
 from .arrays5d import applies_common, check_array, three

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from .. import threads
 from ..spec import Problem

@@ -20,7 +20,7 @@ import functools
 import numpy as np
 from numba import njit, prange
 
-from tuner.registry import register
+from nbconv.tuner.registry import register
 
 from ..spec import Problem
 from .arrays5d import check_array

@@ -1,6 +1,7 @@
 """Every applicable (impl, config) of a Problem, checked against the float64 reference and timed in
 turns by the tuner's loop: the report's sweeps and `nbconv bench --impls` measure through here.
-Verification uses the tuner's own error and tolerance (`nbconv.ops.tuner()`)."""
+Verification is the tuner's own (`nbconv.ops.tuner().verifier`: error measure, tolerance, and
+the same size limit above which it is skipped)."""
 from __future__ import annotations
 
 from nbconv.tuner import registry
@@ -31,15 +32,7 @@ def measure_candidates(p, args, s, *, configs: str = "all", timer=None, skip=Non
         chosen += [(impl, cfg) for cfg in (cfgs[:1] if configs == "first" else cfgs)]
 
     def check(i):
-        impl = chosen[i][0]
-
-        def run(out):
-            err = float(t.error(out, expected(), p))
-            tol = float(t.tolerance(impl, p))
-            if not err <= tol:
-                return False, err, f"wrong: error {err:.3g} > tolerance {tol:.3g}"
-            return True, err, ""
-        return run
+        return t.verifier.check(chosen[i][0], p, expected, s)     # the tuner's own verification
 
     makers = {i: (lambda impl=impl, cfg=cfg: impl.bind(args, p, cfg)) for i, (impl, cfg) in enumerate(chosen)}
     timers = {i: timer or impl.clock() for i, (impl, _) in enumerate(chosen)}

@@ -47,6 +47,8 @@ def test_results_csv_parses(report):
     for col in ("section", "shape", "op", "impl", "layout", "kernel", "stride", "median_s", "gflops", "gbps",
                 "pct_sgemm", "source", "status"):
         assert col in df.columns
+    raised = df[df.status == "raised"]
+    assert raised.empty, f"candidates raised: {sorted(set(raised.reason))[:3]}"
     ok = df[df.status == "ok"]
     assert len(ok) > 0
     assert (ok.median_s > 0).all() and (ok.gflops > 0).all()

@@ -1,4 +1,5 @@
-"""Per-thread scratch buffers (nbconv/impls/scratch.py) and the layout copies (layout.py)."""
+"""The kernels' helpers: per-thread scratch buffers (scratch.py), the layout copies (layout.py),
+the thread policy (threads.py) and the threaded GEMM (`gemm.par_dot`)."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from nbconv.impls import layout, scratch
+from nbconv import threads
+from nbconv.impls import gemm, layout, scratch
 from nbconv.spec import make_problem
 
 
@@ -41,3 +43,23 @@ def test_layout_copies_match_numpy_transposes(shape, k):
     y = np.random.default_rng(1).uniform(-1, 1, p.with_(layout="channels_last").output_shape)
     yf = layout.to_channels_first(y, p)
     assert yf.shape == p.output_shape and np.array_equal(yf, np.moveaxis(y, -1, 1))
+
+
+def test_thread_counts_and_blas_single_restores():
+    c = threads.counts()
+    assert set(c) >= {"cores", "numba", "blas"} and all(v >= 1 for v in c.values())
+    before = threads.blas_threads()
+    with threads.blas_single():
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == before
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 300, 7), (5, 1024, 33), (40, 700, 9), (200, 64, 16), (3, 5, 4)])
+def test_par_dot_row_and_inner_splits(m, k, n):
+    """Both ways par_dot splits a GEMM over threads (rows; inner dimension for few rows)."""
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(-1, 1, (m, k)), rng.uniform(-1, 1, (k, n))
+    out = np.empty((m, n))
+    for nthreads in (1, 2, 3):
+        gemm.par_dot(a, b, out, nthreads)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-12, atol=1e-12)

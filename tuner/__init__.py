@@ -15,7 +15,8 @@ Imports only the standard library and numpy. A problem is any object with `key()
     TuningDB(path): export / import_ (JSON lines), records, decisions, clear, migrate_keys
 
 Modules: registry (Impl, Registry), measure (timing one candidate), stats (Mann-Whitney U),
-choose (decision rules), rows (the DB's row format), db (TuningDB), explain, tuner (Tuner).
+choose (decision rules), verify (Verifier), rows (the DB's row format), db (TuningDB), explain,
+tuner (Tuner: the flow from a problem to a decision).
 """
 from .choose import Decision, choose
 from .db import TuningDB, default_path
@@ -23,7 +24,8 @@ from .measure import Measurement
 from .registry import Impl, Registry, register, registry
 from .rows import config_json, label
 from .settings import MODES, Settings
-from .tuner import Tuner, Verifier
+from .tuner import Tuner
+from .verify import Verifier
 
 __all__ = ["Tuner", "Verifier", "Decision", "Settings", "MODES", "Registry", "Impl", "register", "registry",
            "TuningDB", "default_path", "choose", "Measurement", "config_json", "label"]

@@ -73,10 +73,8 @@ def decided_call(is_tiny):
     p = problem("conv", 2, 1, 1, "channels_last", batch=1, spatial=4, c_in=2, c_out=2)
     x, w, b = arrays(p)
     nbconv.ops.conv(x, w, b, p)                                   # decides (tunes) once
-    fn, cfg = nbconv.ops.chosen("conv", p)
-
-    def direct():
-        return fn(x, w, b, p, **cfg)
+    d = nbconv.ops.decision("conv", p)
+    direct = d.impl.bind((x, w, b), p, d.config)                 # its prepared data made once, as ops does
     direct()
     return p, x, w, b, direct
 

@@ -17,6 +17,16 @@ ALIGN = 64         # a cache line, and the widest vector (streaming stores need 
 _local = threading.local()
 
 
+def aligned_empty(shape, dtype, align: int = ALIGN) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an `align`-byte boundary (numpy
+    guarantees 16): vector loads then never straddle a cache line, as with `scratch` buffers."""
+    dt = np.dtype(dtype)
+    n = math.prod(shape)
+    raw = np.empty(n * dt.itemsize + align, np.uint8)
+    off = -raw.ctypes.data % align
+    return raw[off:off + n * dt.itemsize].view(dt).reshape(shape)
+
+
 def scratch(name: str, shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array of `shape` and `dtype` starting on a 64-byte
     boundary, backed by this thread's buffer `name` (valid until its next use of `name`)."""

@@ -25,7 +25,7 @@ from nbconv.tuner.registry import register
 from ..spec import Problem
 from .arrays5d import applies_common, check_array, three
 from .layout import to_channels_first, to_channels_last
-from .scratch import scratch
+from .scratch import aligned_empty, scratch
 from .simd import (
     SOURCE_HASH,
     VECTOR_BYTES,
@@ -235,15 +235,6 @@ def _geometry(p: Problem):
             three(p.kernel, 1), three(p.spatial, 1), three(p.out_spatial, 1))
 
 
-def _aligned_empty(shape, dtype, align):
-    """An uninitialised C-contiguous array whose data starts on an `align`-byte boundary."""
-    dt = np.dtype(dtype)
-    n = math.prod(shape)
-    raw = np.empty(n * dt.itemsize + align, np.uint8)
-    off = -raw.ctypes.data % align
-    return raw[off:off + n * dt.itemsize].view(dt).reshape(shape)
-
-
 def _run(name, depthwise, x, w, b, p: Problem, wb, fb, stream, channel_outer):
     shapes = _DEPTHWISE_SHAPES if depthwise else _DENSE_SHAPES
     if wb is None or fb is None:      # the first config's tile (the tuner always passes both)
@@ -270,7 +261,7 @@ def _run(name, depthwise, x, w, b, p: Problem, wb, fb, stream, channel_outer):
     if not p.channels_last:       # a temporary: copied to channels_first below
         y = scratch("tiled_y", shape, p.dtype)
     elif stream:
-        y = _aligned_empty(shape, p.dtype, VECTOR_BYTES)
+        y = aligned_empty(shape, p.dtype, VECTOR_BYTES)
     else:
         y = np.empty(shape, p.dtype)
     kernel = _kernel(wb, fb, depthwise, int(stream), int(channel_outer))

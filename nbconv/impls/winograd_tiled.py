@@ -25,7 +25,7 @@ from nbconv.tuner.registry import register
 from ..spec import Problem
 from .arrays5d import check_array
 from .layout import to_channels_first, to_channels_last
-from .scratch import scratch
+from .scratch import aligned_empty, scratch
 from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_store
 from .tiled import whole_vectors
 from .winograd import _F4, _weights
@@ -192,7 +192,7 @@ def _transform(w, b, p: Problem, **config):
     """`prepare`: the transformed weights U (36, C, F), made once per weights."""
     w = check_array("w", w, p.weight_shape, p)
     c, f = p.in_channels, p.out_channels
-    u = np.empty((36, c, f), p.dtype)
+    u = aligned_empty((36, c, f), p.dtype)        # as aligned as the scratch buffer it replaced
     _weights(w.reshape(3, 3, c * f), np.asarray(_F4["g"], np.float64), u.reshape(36, c * f))
     return u
 

@@ -4,7 +4,7 @@ The first call of a new Problem tunes (mode from `nbconv.knobs`) on the caller's
 the float64 `nbconv.reference` as the verifier; the decision is then memoised per Problem
 (frozen, hashable), so a decided call costs a dict lookup plus the kernel call.
 
-Around the kernel, ops owns:
+Around the kernel, ops owns (carried out by `nbconv.runner.Runner`, one per decision):
 - the array adapter: arrays are handed to the kernel where the Problem's device wants them
   (`cpu`: numpy arrays, as the layers give them);
 - the prepared-data cache: an implementation's `prepare(w, b, p, **config)` result (transformed
@@ -22,23 +22,20 @@ context managers `tuning(mode=..., force=..., ...)` and `recording()`.
 from __future__ import annotations
 
 import contextlib
-import math
 import sqlite3
-import weakref
 
 import numpy as np
 
-from nbconv.tuner import Tuner, Verifier, registry
-
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
+from .runner import Runner
 from .spec import key_with_device
+from .tuner import Tuner, Verifier, registry
 
 FLOAT64_TOLERANCE = 1e-9
-_PREPARED_MAX = 16          # prepared results kept per decided (Problem, impl, config)
 
 _tuner: Tuner | None = None
-_memo: dict = {}            # Problem -> _Runner of the decided candidate
-_by_id: dict = {}           # id(Problem) -> (Problem, _Runner): skips hashing the Problem
+_memo: dict = {}            # Problem -> Runner of the decided candidate
+_by_id: dict = {}           # id(Problem) -> (Problem, Runner.call): skips hashing the Problem
 _BY_ID_MAX = 4096           # bounded: callers that build a new Problem per call only refill it
 _recording: list | None = None
 
@@ -97,67 +94,6 @@ def reset():
     _fingerprints.clear()
 
 
-# -- the host/device array adapter -------------------------------------------------------------
-def _host(arrays):
-    """`cpu`: the kernels take numpy arrays, which the layers already give."""
-    return arrays
-
-
-ADAPTERS = {"cpu": _host}     # device -> (arrays -> arrays where that device's kernels want them)
-
-
-# -- one decided call ---------------------------------------------------------------------------
-def _fallback(op, p):
-    """The op's lowest-priority applicable impl that does not mix tiles (the direct loops)."""
-    plain = [impl for impl, _ in registry.candidates(op, p) if not impl.mixes_tiles]
-    if not plain:
-        return None
-    impl = plain[-1]
-    return _Runner(op, p, impl, impl.configs_for(p)[0])
-
-
-class _Runner:
-    """A decided (impl, config) for one Problem: prepared data, adapter and NaN/Inf fallback."""
-
-    __slots__ = ("op", "p", "impl", "config", "fn", "adapt", "_prepared", "_fallback", "__weakref__")
-
-    def __init__(self, op, p, impl, config):
-        self.op, self.p, self.impl, self.config = op, p, impl, dict(config)
-        self.fn = impl.fn
-        self.adapt = ADAPTERS[p.device]
-        self._prepared: dict = {}
-        self._fallback = False      # resolved on the first non-finite result
-
-    def prepared(self, params):
-        """`impl.prepare(*params, p, **config)`, made once per identity of the parameter arrays."""
-        ident = tuple(id(a) for a in params)
-        hit = self._prepared.get(ident)
-        if hit is not None and all(r() is a for r, a in zip(hit[0], params, strict=True)):
-            return hit[1]
-        value = self.impl.prepare(*params, self.p, **self.config)
-        if len(self._prepared) >= _PREPARED_MAX:
-            self._prepared.clear()
-        try:
-            refs = tuple(weakref.ref(a) for a in params)
-        except TypeError:               # no weak references: do not cache
-            return value
-        self._prepared[ident] = (refs, value)
-        return value
-
-    def __call__(self, *arrays):
-        arrays = self.adapt(arrays)
-        if self.impl.prepare is None:
-            y = self.fn(*arrays, self.p, **self.config)
-        else:
-            y = self.fn(*arrays, self.p, prepared=self.prepared(arrays[1:]), **self.config)
-        if self.impl.mixes_tiles and not math.isfinite(np.add.reduce(y, axis=None)):
-            if self._fallback is False:
-                self._fallback = _fallback(self.op, self.p)
-            if self._fallback is not None:
-                return self._fallback(*arrays)
-        return y
-
-
 def _call(op, p, arrays):
     """The path of a call not decided for this Problem object: memo by value, else the tuner."""
     hit = _memo.get(p)
@@ -166,14 +102,14 @@ def _call(op, p, arrays):
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
         finite = all(np.isfinite(a).all() for a in arrays)
         d = tuner().select(op, p, arrays if finite else None)
-        hit = _memo[p] = _Runner(op, p, d.impl, d.config)
+        hit = _memo[p] = Runner(op, p, d.impl, d.config)
     if _recording is not None:
         _recording.append((op, p))
     elif p.op == op:
         if len(_by_id) >= _BY_ID_MAX:
             _by_id.clear()
-        _by_id[id(p)] = (p, hit)     # holding p keeps its id from being reused
-    return hit(*arrays)
+        _by_id[id(p)] = (p, hit.call)     # holding p keeps its id from being reused
+    return hit.call(*arrays)
 
 
 def run(op: str, p, *arrays):
@@ -221,7 +157,7 @@ def chosen(op: str, p) -> tuple:
     hit = _memo.get(p)
     if hit is None or p.op != op:
         d = decision(op, p)
-        hit = _memo[p] = _Runner(op, p, d.impl, d.config)
+        hit = _memo[p] = Runner(op, p, d.impl, d.config)
     return hit.fn, hit.config
 
 

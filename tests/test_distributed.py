@@ -132,12 +132,16 @@ def fleet(tmp_path_factory):
             knobs.worker_env(1, fingerprint_extra="a", die_once=marker, **QUICK_ENV),
             knobs.worker_env(1, fingerprint_extra="b", **QUICK_ENV)]
     with local_cluster(envs=envs) as cluster, distributed.Client(cluster) as client:
-        yield client, marker
+        yield client, marker, cluster
 
 
 def test_fleet_tune_writes_every_kind_and_retries_a_killed_workers_shapes(fleet, tmp_path):
     from nbconv.distributed.fleet import fleet_tune
-    client, marker = fleet
+    client, _, cluster = fleet
+    # nothing listens beyond loopback: scheduler, its HTTP server, every worker
+    assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+    assert cluster.scheduler.http_server.address == "127.0.0.1"
+    assert all(a.startswith("tcp://127.0.0.1:") for a in client.scheduler_info()["workers"])
     items = [("conv", make_problem("conv", (n, h, h, c), rank=2, kernel=(k, k), padding="same",
                                    out_channels=o)) for n, h, c, o, k in SHAPES]
     db = TuningDB(str(tmp_path / "fleet.sqlite"))
@@ -158,7 +162,7 @@ def test_predict_over_a_dask_array_equals_predict_over_numpy(fleet):
 
     from nbconv.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D
     from nbconv.models import Sequential
-    client, _ = fleet
+    client = fleet[0]
     model = Sequential([Input((8, 8, 3)), Conv2D(4, 3, padding="same"), MaxPooling2D(), Flatten(), Dense(5)])
     x = np.random.default_rng(0).uniform(-1, 1, (24, 8, 8, 3)).astype("float32")
     lazy = model.predict(da.from_array(x, chunks=(8, 8, 8, 3)), batch_size=8)
@@ -167,3 +171,18 @@ def test_predict_over_a_dask_array_equals_predict_over_numpy(fleet):
     with ops.tuning(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0):
         expected = model.predict(x, batch_size=8)
     np.testing.assert_allclose(client.compute(lazy).result(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_tune_on_a_local_cluster(tmp_path, monkeypatch, capsys):
+    csv = tmp_path / "shapes.csv"
+    csv.write_text("name,N,H,W,C,K,R,S,stride,padding,groups\n"
+                   "a,1,6,6,4,4,3,3,1,same,1\nb,1,6,6,4,8,1,1,1,same,1\n")
+    for name, value in QUICK_ENV.items():      # forwarded to the workers by knobs.worker_env
+        monkeypatch.setenv("NBCONV_TUNE_" + name.upper(), str(value))
+    db = str(tmp_path / "cli.sqlite")
+    monkeypatch.setenv("NBCONV_TUNING_DB", db)      # --db sets it for the process: restored after
+    assert cli.main(["--db", db, "tune", "--csv", str(csv), "--local-cluster", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2/2 shapes" in out and "fleet: 1 kinds" in out
+    assert len(TuningDB(db).decisions()) == 2
+    ops.reset()

@@ -74,32 +74,30 @@ def merge_rows(db: TuningDB, rows: dict[str, list[dict]], *, registry: Registry 
     known = {_pk("fingerprints", r) for r in db.rows("fingerprints")}
     written["fingerprints"] = len({_pk("fingerprints", r) for r in rows.get("fingerprints", [])} - known)
 
-    meas = {_pk("measurements", r): r for r in db.rows("measurements")}
-    touched: set[tuple] = set()
-    for theirs in rows.get("measurements", []):
-        pk = _pk("measurements", theirs)
-        new = _merge_measurement(meas.get(pk), theirs)
-        if new is not None:
-            meas[pk] = new
-            statements.append(upsert_sql("measurements", new))
-            touched.add(pk[:3])
-            written["measurements"] += 1
-
-    decs = {_pk("decisions", r): r for r in db.rows("decisions")}
+    groups: dict[tuple, dict[str, list[dict]]] = {}      # (key, fp, op) -> their rows
+    for table in ("measurements", "decisions"):
+        for row in rows.get(table, []):
+            groups.setdefault(_pk(table, row)[:3], {"measurements": [], "decisions": []})[table].append(row)
     decided: set[tuple] = set()
-    for theirs in rows.get("decisions", []):
-        pk = _pk("decisions", theirs)
-        ours = decs.get(pk)
-        if ours is None or theirs["created"] > ours["created"]:
-            decs[pk] = theirs
-            statements.append(upsert_sql("decisions", theirs))
-            decided.add(pk)
-    for key, fp, op in sorted(touched):
-        dec = decs.get((key, fp, op))
-        if dec is None:
+    for (key, fp, op), theirs_of in sorted(groups.items()):
+        have = db.measurements(key, fp, op)        # {(impl, config): row}, read for this shape only
+        touched = False
+        for theirs in theirs_of["measurements"]:
+            new = _merge_measurement(have.get((theirs["impl"], theirs["config"])), theirs)
+            if new is not None:
+                have[(theirs["impl"], theirs["config"])] = new
+                statements.append(upsert_sql("measurements", new))
+                written["measurements"] += 1
+                touched = True
+        dec = db.decision(key, fp, op)
+        for theirs in theirs_of["decisions"]:
+            if dec is None or theirs["created"] > dec["created"]:
+                dec = theirs
+                statements.append(upsert_sql("decisions", theirs))
+                decided.add((key, fp, op))
+        if not touched or dec is None:
             continue
         cands = _candidates(op, dec["candidates"], registry)
-        have = {(r["impl"], r["config"]): r for pk, r in meas.items() if pk[:3] == (key, fp, op)}
         rows_of = [have.get((i.name, config_json(c))) for i, c in cands]
         if any(r is None or r["source_hash"] != i.source_hash
                for r, (i, _) in zip(rows_of, cands, strict=True)):

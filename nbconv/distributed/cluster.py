@@ -30,8 +30,9 @@ def local_cluster(n: int = 0, *, envs: list[dict] | None = None, numba_threads: 
     if not envs:
         raise ValueError(f"local_cluster: needs at least one worker. Received: n={n}")
     scheduler = {"cls": distributed.Scheduler,
-                 "options": {"host": "127.0.0.1", "port": 0,
-                             "dashboard_address": "127.0.0.1:0" if dashboard else None,
+                 # the scheduler's HTTP server (health, metrics; the dashboard only when asked) is
+                 # always started: on loopback and a free port, never the default :8787
+                 "options": {"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0",
                              "dashboard": dashboard}}
     workers = {f"w{i}": worker_spec(env) for i, env in enumerate(envs)}
     return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)

@@ -170,7 +170,10 @@ def test_predict_over_a_dask_array_equals_predict_over_numpy(fleet):
     assert lazy.chunks == ((8, 8, 8), (5,))
     with ops.tuning(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0):
         expected = model.predict(x, batch_size=8)
+        # Dask's threaded scheduler in this process: blocks take turns (Numba's workqueue layer)
+        threaded = lazy.compute(scheduler="threads")
     np.testing.assert_allclose(client.compute(lazy).result(), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(threaded, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_cli_tune_on_a_local_cluster(tmp_path, monkeypatch, capsys):

@@ -4,7 +4,8 @@ The scheduler runs pickled code: nothing here listens on a public interface by d
 local cluster is a `SpecCluster` of `Nanny` worker processes (never threads: Numba's workqueue
 layer aborts when several Python threads call it at once), one thread each, each with its own
 environment (`knobs.worker_env`: NUMBA_NUM_THREADS set before numba is imported, an in-memory
-tuning DB), and the resource `bench: 1`.
+tuning DB). One benchmark per host at a time is the client's scheduling (`fleet`), so a
+cluster started elsewhere needs no special worker resources.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def worker_spec(env: dict, *, threads: int = 1) -> dict:
     distributed = require()
     return {"cls": distributed.Nanny,
             "options": {"nthreads": threads, "env": dict(env), "host": "127.0.0.1",
-                        "resources": {"bench": 1}, "dashboard": False, "silence_logs": 40}}
+                        "dashboard": False, "silence_logs": 40}}
 
 
 def local_cluster(n: int = 0, *, envs: list[dict] | None = None, numba_threads: int = 1,

@@ -8,13 +8,21 @@ dummy array to guess them (which would compile kernels for a 0-d problem).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import require
 
+# Numba's workqueue threading layer aborts the process when two Python threads run parallel
+# kernels at once, and Dask's default local scheduler is threaded: blocks computed in one process
+# take turns (each still runs on all of Numba's threads). A fleet worker has one thread anyway.
+_ONE_AT_A_TIME = threading.Lock()
+
 
 def _block(x, model, batch_size):
-    return model.predict(np.ascontiguousarray(x), batch_size=batch_size)
+    with _ONE_AT_A_TIME:
+        return model.predict(np.ascontiguousarray(x), batch_size=batch_size)
 
 
 def output_shape(model, input_shape: tuple) -> tuple:

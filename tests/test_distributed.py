@@ -2,7 +2,9 @@
 workers are given two machine fingerprints, a worker killed mid-sweep, predict over a dask.array."""
 import json
 import sqlite3
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +89,16 @@ def test_cli_db_merge_and_import_are_idempotent(tmp_path, capsys, monkeypatch):
         dumps.append(_dump(mine))
     assert dumps[0]["decisions"] and dumps[0] == dumps[1] == dumps[2]
     ops.reset()
+
+
+def test_importing_nbconv_imports_no_dask():
+    code = ("import sys, nbconv.models, nbconv.cli, nbconv.ops; nbconv.cli.build_parser(); "
+            "print(nbconv.__file__, sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('dask', 'distributed')))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=root).stdout
+    assert out.split() == [str(root / "nbconv" / "__init__.py"), "[]"]
 
 
 def test_without_dask_the_commands_name_the_extra(monkeypatch, capsys):

@@ -42,9 +42,10 @@ class FleetReport:
     refused: dict
     seconds: float
     written: dict
+    warmed: tuple = (0, 0.0)        # (kernel calls, seconds) of the client's cache warm-up
 
     def lines(self) -> list[str]:
-        out = []
+        out = [f"warm-up in the client: {self.warmed[0]} (kernel, config) calls, {self.warmed[1]:.1f} s"]
         for addr, why in sorted(self.refused.items()):
             out.append(f"left out {addr}: {why}")
         for k in self.kinds.values():
@@ -55,7 +56,7 @@ class FleetReport:
             out.append(f"kind {k.fp} ({what}): {len(k.workers)} workers, {k.done}/{k.shapes} shapes, "
                        f"{k.seconds:.1f} s, {k.retried} retried{failed}")
             out += [f"  failed shape {i}: {why}" for i, why in sorted(k.failed.items())]
-        out.append(f"fleet: {len(self.kinds)} kinds, {self.seconds:.1f} s; merged "
+        out.append(f"fleet: {len(self.kinds)} kinds, sweep {self.seconds:.1f} s; merged "
                    + ", ".join(f"{n} {t}" for t, n in self.written.items()))
         return out
 
@@ -98,16 +99,16 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
     from nbconv.tuner import merge_rows, registry
 
     from .cluster import compatible, kinds
-    start = time.perf_counter()
     items = list(items)
-    if warm:
-        warm_cache(items)
+    start = time.perf_counter()
+    warmed = (warm_cache(items) if warm else 0, time.perf_counter() - start)
     mine = worker.identity()
     usable, refused = compatible(mine, client.run(worker.probe, on_error="return"))
     reports = {fp: KindReport(fp, list(addrs), len(items), fingerprint=usable[addrs[0]]["fingerprint"])
                for fp, addrs in kinds(usable).items()}
     kind_of = {addr: info["fp"] for addr, info in usable.items()}
     queues = {fp: collections.deque(range(len(items))) for fp in reports}
+    start = time.perf_counter()         # the kinds' seconds count from the sweep's start
     running: dict = {}          # future -> (fp, item index, worker address)
     bars = _bars(reports, progress)
     target = db if db is not None else ops.tuner().db
@@ -164,7 +165,7 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
         for bar in bars.values():
             bar.close()
     ops.tuner().forget()
-    return FleetReport(reports, refused, time.perf_counter() - start, written)
+    return FleetReport(reports, refused, time.perf_counter() - start, written, warmed)
 
 
 def _follow_workers(client, running, queues, reports, kind_of, mine, refused) -> None:

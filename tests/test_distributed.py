@@ -130,6 +130,19 @@ def test_workers_of_another_version_or_kernel_source_are_left_out():
     assert "probe failed" in refused["tcp://x:4"]
 
 
+def test_tls_security_and_a_tls_address_without_certificates(tmp_path):
+    from nbconv.distributed.cluster import connect, security
+    assert security() is None
+    files = []
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+        files.append(str(tmp_path / name))
+    sec = security(*files)
+    assert sec.require_encryption and sec.tls_ca_file == files[0] and sec.tls_client_key == files[2]
+    with pytest.raises(SystemExit, match="--tls-ca-file"):
+        connect("tls://127.0.0.1:1")
+
+
 # -- a local cluster: two kinds, one worker dies mid-sweep ---------------------------------------
 SHAPES = [(1, 6, 4, 4, 3), (1, 6, 4, 8, 1), (1, 8, 3, 4, 3), (1, 5, 4, 4, 3)]
 
@@ -169,6 +182,18 @@ def test_fleet_tune_writes_every_kind_and_retries_a_killed_workers_shapes(fleet,
     assert any("kind" in line and "retried" in line for line in report.lines())
 
 
+def test_cli_tune_on_a_running_cluster(fleet, tmp_path, monkeypatch, capsys):
+    csv = tmp_path / "shapes.csv"
+    csv.write_text("name,N,H,W,C,K,R,S,stride,padding,groups\na,1,6,6,4,4,3,3,1,same,1\n")
+    db = str(tmp_path / "cli.sqlite")
+    monkeypatch.setenv("NBCONV_TUNING_DB", db)      # --db sets it for the process: restored after
+    assert cli.main(["--db", db, "tune", "--csv", str(csv), "--cluster", fleet[0].scheduler.address]) == 0
+    out = capsys.readouterr().out
+    assert out.count("1/1 shapes") == 2 and "fleet: 2 kinds" in out
+    assert len(TuningDB(db).decisions()) == 2
+    ops.reset()
+
+
 def test_predict_over_a_dask_array_equals_predict_over_numpy(fleet):
     import dask.array as da
 
@@ -180,6 +205,8 @@ def test_predict_over_a_dask_array_equals_predict_over_numpy(fleet):
     lazy = model.predict(da.from_array(x, chunks=(8, 8, 8, 3)), batch_size=8)
     assert isinstance(lazy, da.Array) and lazy.shape == (24, 5) and lazy.dtype == np.float32
     assert lazy.chunks == ((8, 8, 8), (5,))
+    graph = dict(lazy.__dask_graph__())
+    assert len([k for k in graph if isinstance(k, str) and k.startswith("Sequential-")]) == 1  # sent once
     with ops.tuning(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0):
         expected = model.predict(x, batch_size=8)
         # Dask's threaded scheduler in this process: blocks take turns (Numba's workqueue layer)

@@ -20,7 +20,7 @@ from . import require
 _ONE_AT_A_TIME = threading.Lock()
 
 
-def _block(x, model, batch_size):
+def predict_block(x, model, batch_size):
     with _ONE_AT_A_TIME:
         return model.predict(np.ascontiguousarray(x), batch_size=batch_size)
 
@@ -53,5 +53,5 @@ def predict_dask(model, x, batch_size=None):
     elif len(out) > x.ndim:
         kw["new_axis"] = list(range(x.ndim, len(out)))
     shared = dask.delayed(model, pure=True)
-    return da.map_blocks(_block, x, shared, batch_size, dtype=dtype, chunks=chunks,
+    return da.map_blocks(predict_block, x, shared, batch_size, dtype=dtype, chunks=chunks,
                          meta=np.empty((0,) * len(out), dtype), **kw)

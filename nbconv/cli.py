@@ -4,9 +4,10 @@ nbconv.reports.compare, nbconv.reports.cli and nbconv.reports.overhead.
 
     nbconv tune [--csv FILE] [--batch N] [--layout L] [--dtype D] [--retune]
     nbconv tune --model package.module:attr --input-shape 1,128,128,3
+    nbconv tune --local-cluster 4 | --cluster tls://host:8786 --tls-ca-file ... (nbconv[distributed])
     nbconv explain 'conv/r2/float32/NHWC/n1/c64-64/g1/s56x56/k3x3/st1x1/d1x1/p1:1x1:1'
     nbconv explain "Conv2D(64, 3, padding='same')" --input-shape 1,56,56,64
-    nbconv db list|export FILE|import FILE|clear|path
+    nbconv db list|export FILE|import FILE|merge OTHER.sqlite|clear|path
     nbconv overhead          # a decided layer call vs the chosen kernel called directly
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     t.add_argument("--retune", action="store_true", help="measure again even if decisions are stored")
     t.add_argument("--no-peak", action="store_true", help="do not measure the sgemm peak")
+    from .distributed.tune_cli import add_arguments
+    add_arguments(t)        # --cluster / --local-cluster: fleet tuning on Dask
 
     e = sub.add_parser("explain", help="every candidate for a problem key or a layer spec")
     e.add_argument("target", help="a problem key, or a layer spec such as \"Conv2D(64, 3, padding='same')\"")
@@ -57,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-peak", action="store_true", help="do not measure the sgemm peak / copy bandwidth")
 
     d = sub.add_parser("db", help="the tuning database")
-    d.add_argument("action", choices=["list", "export", "import", "clear", "path"])
-    d.add_argument("file", nargs="?", help="JSON lines file for export/import ('-': stdout/stdin)")
+    d.add_argument("action", choices=["list", "export", "import", "merge", "clear", "path"])
+    d.add_argument("file", nargs="?", help="JSON lines file for export/import ('-': stdout/stdin); "
+                   "an SQLite tuning database for merge")
     d.add_argument("--all", action="store_true", help="every machine's rows, not only this machine's")
 
     sub.add_parser("overhead", help="dispatch cost of a decided call (nbconv.reports.overhead)",

@@ -147,6 +147,9 @@ def _load_model(target: str):
 
 # -- subcommands ------------------------------------------------------------------------------
 def cmd_tune(a) -> int:
+    if getattr(a, "cluster", None) or getattr(a, "local_cluster", None) is not None:
+        from .distributed.tune_cli import cmd_fleet_tune
+        return cmd_fleet_tune(a)
     from . import ops
     rows = []
     if a.model:
@@ -265,16 +268,24 @@ def cmd_db(a) -> int:
             with open(a.file, "w") as f:
                 n = db.export(f, fp)
             print(f"exported {n} rows to {a.file}")
-    elif a.action == "import":
+    elif a.action in ("import", "merge"):
+        from nbconv.tuner import merge, merge_export, registry
+        what = "JSON lines from `nbconv db export`" if a.action == "import" else "another tuning .sqlite"
         if not a.file:
-            raise SystemExit("nbconv: db import needs a FILE (JSON lines from `nbconv db export`)")
+            raise SystemExit(f"nbconv: db {a.action} needs a FILE ({what})")
+        kw = {"registry": registry, "settings": t.settings}
         try:
-            with (sys.stdin if a.file == "-" else open(a.file)) as f:
-                counts = db.import_(f)
+            if a.action == "merge":
+                counts = merge(db, a.file, **kw)
+            else:
+                with (sys.stdin if a.file == "-" else open(a.file)) as f:
+                    counts = merge_export(db, f, **kw)
         except (OSError, ValueError) as e:
-            raise SystemExit(f"nbconv: db import failed: {e}") from None
+            raise SystemExit(f"nbconv: db {a.action} failed: {e}") from None
+        t.forget()
         print("merged " + ", ".join(f"{n} {table}" for table, n in counts.items())
-              + " (rows of other machines are kept apart; same-key rows only replaced by newer ones)")
+              + " (rows written; samples of the same candidate united, decisions recomputed;"
+              " rows of other machines kept apart)")
     elif a.action == "clear":
         n = db.clear(fp)
         t.forget()

@@ -12,6 +12,8 @@ import platform
 import sys
 from importlib import metadata
 
+from . import knobs
+
 
 def _cpuinfo() -> tuple[str, str]:
     """(model name, flags) from /proc/cpuinfo, or what `platform` knows."""
@@ -93,4 +95,5 @@ def _host() -> dict:
         "numpy": _version("numpy"),
         "scipy": _version("scipy"),
         "python": platform.python_version(),
+        **({"extra": extra} if (extra := knobs.fingerprint_extra()) else {}),
     }

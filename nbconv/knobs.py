@@ -17,6 +17,9 @@ Values are read when asked for (not at import), so a test may set one and call
 | NBCONV_TUNE_MIN_GAIN           | 0.02     | a winner must be faster by this fraction, else a tie      |
 | NBCONV_VERIFY_MAX_FLOPS        | 2e10     | larger problems are not verified (recorded as skipped)    |
 | NBCONV_BENCH_TINY              | 0        | 1: benchmarks run at tiny sizes (the benchmark test)      |
+| NBCONV_FINGERPRINT_EXTRA       | (unset)  | text added to the machine fingerprint (tells kinds apart) |
+| NBCONV_DASK_DIE_ONCE           | (unset)  | test hook: a fleet task makes this file, then kills its   |
+|                                |          | worker process (once: the file then exists)               |
 
 (cache) = `$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`.
 
@@ -83,6 +86,35 @@ def set_tuning_db(path: str) -> None:
 
 def bench_tiny() -> bool:
     return os.environ.get("NBCONV_BENCH_TINY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fingerprint_extra() -> str:
+    return os.environ.get("NBCONV_FINGERPRINT_EXTRA", "").strip()
+
+
+def die_once_marker() -> str | None:
+    return os.environ.get("NBCONV_DASK_DIE_ONCE", "").strip() or None
+
+
+def worker_env(numba_threads: int = 1, *, fingerprint_extra: str | None = None,
+               die_once: str | None = None, **settings) -> dict[str, str]:
+    """The environment of a fleet-tuning worker process: this process's NBCONV_* knobs, an
+    in-memory tuning DB (the client alone writes the file), NUMBA_NUM_THREADS (read when numba
+    is imported, so it must be in the environment), NBCONV_FINGERPRINT_EXTRA, the test hook
+    NBCONV_DASK_DIE_ONCE, and tuner settings by their `Settings` names (`min_samples=3`...)."""
+    env = {k: v for k, v in os.environ.items()
+           if k.startswith("NBCONV_") and k not in ("NBCONV_TUNING_DB", "NBCONV_DASK_DIE_ONCE")}
+    env.update({"NBCONV_TUNING_DB": ":memory:", "NUMBA_NUM_THREADS": str(int(numba_threads))})
+    if fingerprint_extra is not None:
+        env["NBCONV_FINGERPRINT_EXTRA"] = str(fingerprint_extra)
+    if die_once is not None:
+        env["NBCONV_DASK_DIE_ONCE"] = str(die_once)
+    for name, value in settings.items():
+        if name not in _FLOAT_KNOBS and name not in _INT_KNOBS:
+            raise ValueError(f"worker_env: unknown tuner setting {name!r}; "
+                             f"known: {sorted(_FLOAT_KNOBS) + sorted(_INT_KNOBS)}")
+        env[{**_FLOAT_KNOBS, **_INT_KNOBS}[name][0]] = str(value)
+    return env
 
 
 def tuner_settings() -> Settings:

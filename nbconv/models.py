@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from . import distributed
 from . import layers as _layers
 from .layers.base import Layer, to_snake_case, unique_name
 
@@ -111,7 +112,10 @@ class Sequential:
         return x
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Runs the model over x in batches of `batch_size` (32 when None, as Keras)."""
+        """Runs the model over x in batches of `batch_size` (32 when None, as Keras). A `dask.array`
+        (chunked along the batch axis) gives a lazy `dask.array` (`nbconv.distributed`)."""
+        if distributed.is_dask_collection(x):
+            return distributed.predict_dask(self, x, batch_size=batch_size)
         if batch_size is None:
             batch_size = 32
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:

@@ -13,14 +13,18 @@ Imports only the standard library and numpy. A problem is any object with `key()
     with tuner.using(mode="off", force="name"): ...
     choose(cands, rows, settings) -> Decision          (the decision rule, a pure function)
     TuningDB(path): export / import_ (JSON lines), records, decisions, clear, migrate_keys
+    merge(db, other_path_or_db, registry=, settings=), merge_export(db, lines): union another
+    machine's rows (samples kept, decisions recomputed with `choose`; idempotent)
 
 Modules: registry (Impl, Registry), measure (timing one candidate), stats (Mann-Whitney U),
-choose (decision rules), verify (Verifier), rows (the DB's row format), db (TuningDB), explain,
+choose (decision rules), verify (Verifier), rows (the DB's row format), db (TuningDB), merge
+(uniting databases), explain,
 tuner (Tuner: the flow from a problem to a decision).
 """
 from .choose import Decision, choose
 from .db import TuningDB, default_path
 from .measure import Measurement
+from .merge import merge, merge_export, merge_rows
 from .registry import Impl, Registry, register, registry
 from .rows import config_json, label
 from .settings import MODES, Settings
@@ -28,4 +32,5 @@ from .tuner import Tuner
 from .verify import Verifier
 
 __all__ = ["Tuner", "Verifier", "Decision", "Settings", "MODES", "Registry", "Impl", "register", "registry",
-           "TuningDB", "default_path", "choose", "Measurement", "config_json", "label"]
+           "TuningDB", "default_path", "choose", "Measurement", "config_json", "label",
+           "merge", "merge_export", "merge_rows"]

@@ -57,6 +57,8 @@ def make_args(op: str, p, seed: int = 0) -> tuple:
 
 
 def _error(out, ref, p) -> float:
+    if hasattr(out, "copy_to_host"):      # a CUDA kernel's output on the device
+        out = out.copy_to_host()
     if (not isinstance(out, np.ndarray) or out.dtype != np.dtype(p.dtype)
             or out.shape != tuple(p.output_shape)):
         return float("inf")
@@ -103,7 +105,17 @@ def _host(arrays):
     return arrays
 
 
-ADAPTERS = {"cpu": _host}     # device -> (arrays -> arrays where that device's kernels want them)
+# device -> (arrays -> arrays where that device's kernels want them); "cuda" where CUDA can run
+ADAPTERS = {"cpu": _host, **impls.ADAPTERS}
+
+
+def _select(op, p, arrays=None):
+    """The tuner's decision; under numba's CUDA simulator a "cuda" Problem's timings mean nothing,
+    so it is decided by priority (mode `off`) and no simulated timing is stored."""
+    if p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated():
+        with tuner().using(mode="off"):
+            return tuner().select(op, p, arrays)
+    return tuner().select(op, p, arrays)
 
 
 # -- one decided call ---------------------------------------------------------------------------
@@ -164,8 +176,8 @@ def _call(op, p, arrays):
     if hit is None or p.op != op:
         # Tune on the caller's arrays unless they hold NaN/Inf: kernels that reorder sums may
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
-        finite = all(np.isfinite(a).all() for a in arrays)
-        d = tuner().select(op, p, arrays if finite else None)
+        finite = all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in arrays)
+        d = _select(op, p, arrays if finite else None)
         hit = _memo[p] = _Runner(op, p, d.impl, d.config)
     if _recording is not None:
         _recording.append((op, p))
@@ -213,7 +225,7 @@ def dense(x, w, b, p):
 
 def decision(op: str, p, arrays=None):
     """The tuner's Decision for a Problem (tuning on random arrays if it is new)."""
-    return tuner().select(op, p, arrays)
+    return _select(op, p, arrays)
 
 
 def chosen(op: str, p) -> tuple:

@@ -17,6 +17,7 @@ Values are read when asked for (not at import), so a test may set one and call
 | NBCONV_TUNE_MIN_GAIN           | 0.02     | a winner must be faster by this fraction, else a tie      |
 | NBCONV_VERIFY_MAX_FLOPS        | 2e10     | larger problems are not verified (recorded as skipped)    |
 | NBCONV_BENCH_TINY              | 0        | 1: benchmarks run at tiny sizes (the benchmark test)      |
+| NBCONV_DEVICE                  | cpu      | cpu / cuda: where layers run (read per new input shape)   |
 
 (cache) = `$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`.
 
@@ -33,6 +34,8 @@ from __future__ import annotations
 import os
 
 from nbconv.tuner import MODES, Settings, default_path
+
+from .spec import DEVICES
 
 _FLOAT_KNOBS = {
     "min_sample_s": ("NBCONV_TUNE_MIN_SAMPLE_S", 0.002),
@@ -83,6 +86,15 @@ def set_tuning_db(path: str) -> None:
 
 def bench_tiny() -> bool:
     return os.environ.get("NBCONV_BENCH_TINY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def device() -> str:
+    """Where layers run: `cuda` needs the extra `cuda` and a GPU (else the call says why)."""
+    value = os.environ.get("NBCONV_DEVICE", "").strip().lower() or "cpu"
+    if value not in DEVICES:
+        raise ValueError(f"The environment variable NBCONV_DEVICE must be one of {DEVICES}. "
+                         f"Received: NBCONV_DEVICE={value!r}")
+    return value
 
 
 def tuner_settings() -> Settings:

@@ -65,6 +65,11 @@ def _error(out, ref, p) -> float:
     return reference.rel_error(out, ref)
 
 
+def _reference(op, p, *arrays):
+    """The float64 oracle, on host copies of any device array (a "cuda" Problem tuned on them)."""
+    return reference.run(op, p, *(a.copy_to_host() if hasattr(a, "copy_to_host") else a for a in arrays))
+
+
 def _tolerance(impl, p) -> float:
     return impl.tolerance if p.dtype == "float32" else min(impl.tolerance, FLOAT64_TOLERANCE)
 
@@ -85,7 +90,7 @@ def tuner() -> Tuner:
     """The module's Tuner (global registry, reference verifier, knobs, machine fingerprint)."""
     global _tuner
     if _tuner is None:
-        verifier = Verifier(reference=reference.run, error=_error, tolerance=_tolerance, make_args=make_args)
+        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=make_args)
         _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings)
         with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
             _tuner.db.migrate_keys("problem-key-device", key_with_device)

@@ -69,3 +69,22 @@ def test_no_cuda_backend_is_registered_where_no_kernel_can_run():
     assert "cuda" not in env.DEVICE_INFO and "cuda" not in impls.ADAPTERS
     assert "device" not in env.fingerprint("cpu")
     assert nbcuda.describe() == {"gpu": "none", "why": nbcuda.status()}
+
+
+def test_the_device_knob(monkeypatch):
+    """NBCONV_DEVICE=cuda makes layers build "cuda" Problems; where CUDA cannot run, the call
+    says why. The default stays cpu."""
+    import numpy as np
+
+    from nbconv import knobs, ops
+    from nbconv.layers import Conv2D
+    assert knobs.device() == "cpu"
+    monkeypatch.setenv("NBCONV_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="NBCONV_DEVICE must be one of"):
+        knobs.device()
+    monkeypatch.setenv("NBCONV_DEVICE", "cuda")
+    layer = Conv2D(2, 3)
+    with pytest.raises(ValueError, match="CUDA cannot run"):
+        layer(np.ones((1, 5, 5, 1), np.float32))
+    assert next(iter(layer._problems.values())).device == "cuda"
+    ops.reset()

@@ -92,3 +92,33 @@ def test_igemm_declines_what_it_does_not_serve():
     assert "channels_last" in impl.check(SIM["conv"]["r1_ncw_st3"])[1]
     assert "groups" in impl.check(SIM["conv"]["r2_depthwise_x2"])[1]
     assert "float32" in impl.check(P.with_(dtype="float64"))[1]
+
+
+def test_layers_run_on_cuda_with_the_knob(monkeypatch):
+    from nbconv.layers import Conv2D, MaxPooling2D
+    monkeypatch.setenv("NBCONV_DEVICE", "cuda")
+    x = ops.make_args("maxpool", SIM["maxpool"]["r2_same_st2"])[0]
+    conv, pool = Conv2D(4, 3, padding="same", activation="relu"), MaxPooling2D(2)
+    y = pool(conv(x))
+    assert isinstance(y, np.ndarray)
+    kernel, bias = conv.get_weights()
+    pc = next(iter(conv._problems.values()))
+    pp = next(iter(pool._problems.values()))
+    assert pc.device == pp.device == "cuda"
+    mid = np.maximum(reference.conv(x, kernel, bias, pc), 0)
+    assert reference.rel_error(y, reference.pool(mid, pp)) <= 1e-5
+    assert ops.chosen("conv", pc)[0].__name__ == "conv_igemm_cuda"
+
+
+def test_decisions_and_verification_accept_device_arrays():
+    """What benchmarks/gpu_check.py does on a GPU, tune with the input already on the device:
+    decisions accept device arrays, and the verifier's reference and error read them (the
+    measuring itself needs a GPU: the simulator's timings mean nothing)."""
+    x, w, b = ops.make_args("conv", P)
+    for name in ("conv_direct_cuda", "conv_igemm_cuda"):
+        with ops.tuning(mode="measure", force=name, min_samples=1, max_samples=1):
+            d = ops.decision("conv", P, (cuda.to_device(x), w, b))
+        assert d.impl.name == name
+    err = ops._error(registry.get("conv", "conv_igemm_cuda").fn(cuda.to_device(x), w, b, P),
+                     ops._reference("conv", P, cuda.to_device(x), w, b), P)
+    assert err <= 1e-5

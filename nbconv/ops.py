@@ -114,10 +114,14 @@ def _host(arrays):
 ADAPTERS = {"cpu": _host, **impls.ADAPTERS}
 
 
+def _simulated(p) -> bool:
+    return p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated()
+
+
 def _select(op, p, arrays=None):
     """The tuner's decision; under numba's CUDA simulator a "cuda" Problem's timings mean nothing,
     so it is decided by priority (mode `off`) and no simulated timing is stored."""
-    if p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated():
+    if _simulated(p):
         with tuner().using(mode="off"):
             return tuner().select(op, p, arrays)
     return tuner().select(op, p, arrays)
@@ -243,6 +247,9 @@ def chosen(op: str, p) -> tuple:
 
 
 def explain(op: str, p, arrays=None, *, measure: bool = True) -> dict:
+    if _simulated(p):                   # nothing simulated is measured
+        with tuner().using(mode="off"):
+            return tuner().explain(op, p, arrays, measure=False)
     return tuner().explain(op, p, arrays, measure=measure)
 
 

@@ -28,7 +28,7 @@ def _cpu_only(applies):
     def check(p):
         if p.device != "cpu":
             ok = cuda.status()
-            return f"CPU kernel (device {p.device!r}: CUDA {'runs' if ok is True else 'cannot run: ' + ok})"
+            return "CPU kernel: serves device 'cpu' only" + ("" if ok is True else f"; CUDA cannot run: {ok}")
         return applies(p)
     return check
 

@@ -35,6 +35,8 @@ def test_simulator_is_described_and_decides_by_priority_storing_nothing():
     assert cfg == registry.get("conv", "conv_igemm_cuda").configs_for(P)[0]
     assert ops.tuner().stored("conv", P) == {}        # no simulated timing kept
     assert ops.decision("conv", P).how == "priority"
+    ops.explain("conv", P)                            # explains without measuring
+    assert ops.tuner().stored("conv", P) == {}
 
 
 def test_numpy_in_numpy_out_and_weights_prepared_once():

@@ -57,8 +57,7 @@ def make_args(op: str, p, seed: int = 0) -> tuple:
 
 
 def _error(out, ref, p) -> float:
-    if hasattr(out, "copy_to_host"):      # a CUDA kernel's output on the device
-        out = out.copy_to_host()
+    out = _host_copy(out)                   # a CUDA kernel's output may be on the device
     if (not isinstance(out, np.ndarray) or out.dtype != np.dtype(p.dtype)
             or out.shape != tuple(p.output_shape)):
         return float("inf")
@@ -67,7 +66,11 @@ def _error(out, ref, p) -> float:
 
 def _reference(op, p, *arrays):
     """The float64 oracle, on host copies of any device array (a "cuda" Problem tuned on them)."""
-    return reference.run(op, p, *(a.copy_to_host() if hasattr(a, "copy_to_host") else a for a in arrays))
+    return reference.run(op, p, *(_host_copy(a) for a in arrays))
+
+
+def _host_copy(a):
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
 def _tolerance(impl, p) -> float:
@@ -171,7 +174,7 @@ class _Runner:
             y = self.fn(*arrays, self.p, **self.config)
         else:
             y = self.fn(*arrays, self.p, prepared=self.prepared(arrays[1:]), **self.config)
-        if self.impl.mixes_tiles and not math.isfinite(np.add.reduce(y, axis=None)):
+        if self.impl.mixes_tiles and not math.isfinite(np.add.reduce(_host_copy(y), axis=None)):
             if self._fallback is False:
                 self._fallback = _fallback(self.op, self.p)
             if self._fallback is not None:

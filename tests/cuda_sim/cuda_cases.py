@@ -29,6 +29,8 @@ CF = "channels_first"
 SIM = {
     "conv": {
         "r2_same_n2": conv((2, 6, 5, 3), 3, 5, padding="same"),
+        "r2_3x3_valid_odd": conv((1, 7, 8, 2), 3, 3),                          # 5x6 output
+        "r2_3x3_explicit": conv((2, 5, 6, 3), 3, 4, padding=((2, 0), (1, 1))),
         "r2_1x1_wide": conv((1, 9, 9, 5), 1, 40),                              # 3x2 tiles of 32
         "r1_causal_dil2": conv((2, 11, 2), 3, 3, rank=1, dilation=(2,), padding="causal"),
         "r3_st_dil": conv((1, 3, 4, 5, 2), (2, 2, 3), 3, rank=3, strides=(1, 1, 2), dilation=(1, 2, 1)),

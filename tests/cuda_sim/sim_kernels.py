@@ -55,6 +55,7 @@ def test_every_cuda_kernel_is_checked_on_several_cases():
     for _op, name, *_ in (param.values for param in _params(SIM)):
         counts[name] = counts.get(name, 0) + 1
     names = {i.name for impls in CUDA_IMPLS.values() for i in impls}
-    assert names == {"conv_direct_cuda", "conv_igemm_cuda", "conv_tiled_cuda", "maxpool_direct_cuda",
+    assert names == {"conv_direct_cuda", "conv_igemm_cuda", "conv_tiled_cuda", "conv_winograd_cuda",
+                     "maxpool_direct_cuda",
                      "avgpool_direct_cuda", "local_direct_cuda"}
     assert all(counts.get(n, 0) >= 3 for n in names), counts

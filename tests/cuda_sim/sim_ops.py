@@ -124,3 +124,16 @@ def test_decisions_and_verification_accept_device_arrays():
     err = ops._error(registry.get("conv", "conv_igemm_cuda").fn(cuda.to_device(x), w, b, P),
                      ops._reference("conv", P, cuda.to_device(x), w, b), P)
     assert err <= 1e-5
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_winograd_nan_falls_back_to_the_direct_kernel(on_device):
+    p = SIM["conv"]["r2_3x3_valid_odd"]
+    x, w, b = ops.make_args("conv", p)
+    x[0, 2, 3, 1] = np.nan
+    ref = reference.conv(x, w, b, p)
+    with ops.tuning(force="conv_winograd_cuda"):
+        assert ops.chosen("conv", p)[0].__name__ == "conv_winograd_cuda"
+        y = ops.conv(cuda.to_device(x) if on_device else x, w, b, p)
+    y = y.copy_to_host() if on_device else y
+    assert reference.rel_error(y, ref) <= 1e-5          # NaN exactly where the reference has it

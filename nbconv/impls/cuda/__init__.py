@@ -15,7 +15,7 @@ import os
 from importlib import metadata
 
 # one module per algorithm, each registering its kernels when imported
-KERNEL_MODULES = ("direct_cuda", "pool_cuda", "local_cuda", "igemm_cuda", "tiled_cuda")
+KERNEL_MODULES = ("direct_cuda", "pool_cuda", "local_cuda", "igemm_cuda", "tiled_cuda", "winograd_cuda")
 ADAPTERS: dict = {}        # filled with "cuda" by load(): nbconv.ops reads it
 _loaded: list = []
 _status: list = []

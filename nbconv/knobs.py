@@ -20,6 +20,7 @@ Values are read when asked for (not at import), so a test may set one and call
 | NBCONV_FINGERPRINT_EXTRA       | (unset)  | text added to the machine fingerprint (tells kinds apart) |
 | NBCONV_DASK_DIE_ONCE           | (unset)  | test hook: a fleet task makes this file, then kills its   |
 |                                |          | worker process (once: the file then exists)               |
+| NBCONV_DEVICE                  | cpu      | cpu / cuda: where layers run (read per new input shape)   |
 
 (cache) = `$XDG_CACHE_HOME/nbconv/tuning.sqlite`, or `~/.cache/nbconv/tuning.sqlite`.
 
@@ -36,6 +37,8 @@ from __future__ import annotations
 import os
 
 from nbconv.tuner import MODES, Settings, default_path
+
+from .spec import DEVICES
 
 _FLOAT_KNOBS = {
     "min_sample_s": ("NBCONV_TUNE_MIN_SAMPLE_S", 0.002),
@@ -115,6 +118,15 @@ def worker_env(numba_threads: int = 1, *, fingerprint_extra: str | None = None,
                              f"known: {sorted(_FLOAT_KNOBS) + sorted(_INT_KNOBS)}")
         env[{**_FLOAT_KNOBS, **_INT_KNOBS}[name][0]] = str(value)
     return env
+
+
+def device() -> str:
+    """Where layers run: `cuda` needs the extra `cuda` and a GPU (else the call says why)."""
+    value = os.environ.get("NBCONV_DEVICE", "").strip().lower() or "cpu"
+    if value not in DEVICES:
+        raise ValueError(f"The environment variable NBCONV_DEVICE must be one of {DEVICES}. "
+                         f"Received: NBCONV_DEVICE={value!r}")
+    return value
 
 
 def tuner_settings() -> Settings:

@@ -27,7 +27,7 @@ import sqlite3
 import numpy as np
 
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
-from .runner import Runner
+from .runner import Runner, host_copy
 from .spec import key_with_device
 from .tuner import Tuner, Verifier, registry
 
@@ -54,10 +54,16 @@ def make_args(op: str, p, seed: int = 0) -> tuple:
 
 
 def _error(out, ref, p) -> float:
+    out = host_copy(out)                   # a CUDA kernel's output may be on the device
     if (not isinstance(out, np.ndarray) or out.dtype != np.dtype(p.dtype)
             or out.shape != tuple(p.output_shape)):
         return float("inf")
     return reference.rel_error(out, ref)
+
+
+def _reference(op, p, *arrays):
+    """The float64 oracle, on host copies of any device array (a "cuda" Problem tuned on them)."""
+    return reference.run(op, p, *(host_copy(a) for a in arrays))
 
 
 def _tolerance(impl, p) -> float:
@@ -80,7 +86,7 @@ def tuner() -> Tuner:
     """The module's Tuner (global registry, reference verifier, knobs, machine fingerprint)."""
     global _tuner
     if _tuner is None:
-        verifier = Verifier(reference=reference.run, error=_error, tolerance=_tolerance, make_args=make_args)
+        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=make_args)
         _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings)
         with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
             _tuner.db.migrate_keys("problem-key-device", key_with_device)
@@ -94,14 +100,27 @@ def reset():
     _fingerprints.clear()
 
 
+def _simulated(p) -> bool:
+    return p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated()
+
+
+def _select(op, p, arrays=None):
+    """The tuner's decision; under numba's CUDA simulator a "cuda" Problem's timings mean nothing,
+    so it is decided by priority (mode `off`) and no simulated timing is stored."""
+    if _simulated(p):
+        with tuner().using(mode="off"):
+            return tuner().select(op, p, arrays)
+    return tuner().select(op, p, arrays)
+
+
 def _call(op, p, arrays):
     """The path of a call not decided for this Problem object: memo by value, else the tuner."""
     hit = _memo.get(p)
     if hit is None or p.op != op:
         # Tune on the caller's arrays unless they hold NaN/Inf: kernels that reorder sums may
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
-        finite = all(np.isfinite(a).all() for a in arrays)
-        d = tuner().select(op, p, arrays if finite else None)
+        finite = all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in arrays)
+        d = _select(op, p, arrays if finite else None)
         hit = _memo[p] = Runner(op, p, d.impl, d.config)
     if _recording is not None:
         _recording.append((op, p))
@@ -149,7 +168,7 @@ def dense(x, w, b, p):
 
 def decision(op: str, p, arrays=None):
     """The tuner's Decision for a Problem (tuning on random arrays if it is new)."""
-    return tuner().select(op, p, arrays)
+    return _select(op, p, arrays)
 
 
 def chosen(op: str, p) -> tuple:
@@ -162,6 +181,9 @@ def chosen(op: str, p) -> tuple:
 
 
 def explain(op: str, p, arrays=None, *, measure: bool = True) -> dict:
+    if _simulated(p):                   # nothing simulated is measured
+        with tuner().using(mode="off"):
+            return tuner().explain(op, p, arrays, measure=False)
     return tuner().explain(op, p, arrays, measure=measure)
 
 

@@ -7,15 +7,27 @@ import weakref
 
 import numpy as np
 
+from . import impls
 from .tuner import registry
 
 _PREPARED_MAX = 16          # prepared results kept per decided (Problem, impl, config)
 
 
 # -- the host/device array adapter -------------------------------------------------------------
-# device -> arrays -> arrays where that device's kernels want them; None: where they already are
-# (`cpu`: the kernels take the numpy arrays the layers give).
-ADAPTERS: dict = {"cpu": None}
+def adapter(device: str):
+    """arrays -> arrays where `device`'s kernels want them; None where they already are (`cpu`:
+    numpy arrays, as the layers give them; `cuda`: registered by nbconv.impls.cuda when it loads)."""
+    if device == "cpu":
+        return None
+    try:
+        return impls.ADAPTERS[device]
+    except KeyError:
+        raise ValueError(f"no array adapter for device {device!r}: its backend is not loaded") from None
+
+
+def host_copy(a):
+    """A device array's host copy (numpy arrays as they are)."""
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
 # -- one decided call ---------------------------------------------------------------------------
@@ -68,14 +80,14 @@ class Runner:
     prepared data and the NaN/Inf fallback, each only where the impl and device need it: a CPU
     kernel without `prepare` or `mixes_tiles` is called straight."""
 
-    __slots__ = ("op", "p", "impl", "config", "fn", "call", "_fallback")
+    __slots__ = ("op", "p", "impl", "config", "fn", "call", "prepared", "_fallback")
 
     def __init__(self, op, p, impl, config):
         self.op, self.p, self.impl, self.config = op, p, impl, dict(config)
         self.fn = fn = impl.fn
         self._fallback = False          # resolved on the first non-finite result
-        adapt, cfg = ADAPTERS[p.device], self.config
-        prepared = _Prepared(impl, p, cfg) if impl.prepare is not None else None
+        adapt, cfg = adapter(p.device), self.config
+        self.prepared = prepared = _Prepared(impl, p, cfg) if impl.prepare is not None else None
         if adapt is None and prepared is None and not impl.mixes_tiles:
             self.call = (lambda *arrays: fn(*arrays, p, **cfg)) if cfg else (lambda *arrays: fn(*arrays, p))
             return
@@ -87,7 +99,7 @@ class Runner:
                 y = fn(*arrays, p, **cfg)
             else:
                 y = fn(*arrays, p, prepared=prepared.get(arrays[1:]), **cfg)
-            if impl.mixes_tiles and not math.isfinite(np.add.reduce(y, axis=None)):
+            if impl.mixes_tiles and not math.isfinite(np.add.reduce(host_copy(y), axis=None)):
                 return self._redo(arrays, y)
             return y
         self.call = call

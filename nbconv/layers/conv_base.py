@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import knobs, ops
 from ..spec import make_problem
 from . import activations, initializers
 from .args import check_bool, standardize_data_format, standardize_padding, standardize_tuple
@@ -151,7 +151,7 @@ class ConvLayer(Layer):
         """A conv Problem with this layer's kernel, strides, dilation, padding, layout and dtype."""
         args = dict(rank=self.rank, kernel=self.kernel_size, strides=self.strides,
                     dilation=self.dilation_rate, padding=self.padding, layout=self.data_format,
-                    dtype=self.dtype)
+                    dtype=self.dtype, device=knobs.device())
         return make_problem("conv", shape, **{**args, **overrides})
 
     def call(self, x):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .. import ops
+from .. import knobs, ops
 from ..spec import make_problem
 from . import activations, initializers
 from .args import check_bool, positive_int, standardize_data_format, standardize_padding, standardize_tuple
@@ -194,7 +194,7 @@ class BaseLocallyConnected(Layer):
         if p is None:
             p = make_problem("local", shape, rank=self.rank, kernel=self.kernel_size, strides=self.strides,
                              padding=self.padding, out_channels=self.filters, layout=self.data_format,
-                             dtype=self.dtype)
+                             dtype=self.dtype, device=knobs.device())
             self._problems[shape] = p
         return p
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import knobs, ops
 from ..spec import make_problem
 from .args import check_bool, standardize_data_format, standardize_padding, standardize_tuple
 from .base import Layer
@@ -53,7 +53,8 @@ class BasePooling(Layer):
         if p is None:
             self.compute_output_shape(shape)
             p = make_problem(self._op, shape, rank=self.rank, kernel=self.pool_size, strides=self.strides,
-                             padding=self.padding, layout=self.data_format, dtype=self.dtype)
+                             padding=self.padding, layout=self.data_format, dtype=self.dtype,
+                             device=knobs.device())
             self._problems[shape] = p
         return p
 
@@ -122,7 +123,8 @@ class BaseGlobalPooling(Layer):
         if hit is None:
             spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
             p = make_problem(self._op, x.shape, rank=self.rank, kernel=spatial, strides=spatial,
-                             padding="valid", layout=self.data_format, dtype=self.dtype)
+                             padding="valid", layout=self.data_format, dtype=self.dtype,
+                             device=knobs.device())
             hit = self._problems[x.shape] = (p, self.compute_output_shape(x.shape))
         return ops.pool(x, hit[0]).reshape(hit[1])
 

@@ -1,0 +1,112 @@
+"""The GPU check, run by `benchmarks/gpu_check.sh` on a machine with an NVIDIA GPU and numba-cuda:
+tune the reference Conv2D shapes on device "cuda" (CUDA-event timings, inputs already on the
+device) and print, per shape, nbconv's best CUDA kernel against PyTorch's cuDNN conv (TF32 off,
+then on), the device's fp32 peak and its copy bandwidth.
+
+Not part of the asv suite (it defines no benchmark names); everything heavy is imported in main().
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+# fp32 lanes per SM by compute capability (CUDA C Programming Guide, arithmetic throughput table)
+FP32_PER_SM = {(6, 0): 64, (7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
+               (9, 0): 128, (10, 0): 128, (12, 0): 128}
+
+
+def fp32_peak(dev) -> float:
+    """FLOP/s: 2 (FMA) x lanes per SM x SMs x boost clock."""
+    cc = tuple(dev.compute_capability)
+    lanes = FP32_PER_SM.get(cc, 128)
+    return 2.0 * lanes * dev.MULTIPROCESSOR_COUNT * dev.CLOCK_RATE * 1e3
+
+
+def torch_ms(fn, reps: int) -> float:
+    import torch
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def copy_bandwidth() -> float:
+    """Device-to-device copy, bytes/s (read + write of 256 MiB)."""
+    import torch
+    a = torch.empty(64 * 2**20, dtype=torch.float32, device="cuda")
+    b = torch.empty_like(a)
+    ms = torch_ms(lambda: b.copy_(a), 20)
+    return 2 * a.numel() * 4 / (ms / 1e3)
+
+
+def cudnn_ms(p, x, w, b, tf32: bool) -> float:
+    """PyTorch conv2d (cuDNN, benchmark mode) on the same shape; the (possibly asymmetric) padding
+    is applied once outside the timing, so cuDNN's figure is, if anything, flattered."""
+    import torch
+    import torch.nn.functional as F
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    xt = torch.as_tensor(x, device="cuda").permute(0, 3, 1, 2)            # NHWC -> NCHW view
+    (ph0, ph1), (pw0, pw1) = p.pads
+    xt = F.pad(xt, (pw0, pw1, ph0, ph1)).contiguous(memory_format=torch.channels_last)
+    wt = torch.as_tensor(w, device="cuda").permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    bt = torch.as_tensor(b, device="cuda")
+    with torch.no_grad():
+        return torch_ms(lambda: F.conv2d(xt, wt, bt, p.strides, 0, p.dilation, p.groups), 20)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=None, help="override the shapes' batch size")
+    ap.add_argument("--reps", type=int, default=20)
+    args = ap.parse_args(argv)
+
+    from numba import cuda
+
+    from nbconv import ops, reference
+    from nbconv.impls.cuda import status
+    from nbconv.shapes import load_shapes
+    if status() is not True:
+        print(f"CUDA cannot run here: {status()}")
+        return 1
+    dev = cuda.get_current_device()
+    peak, bw = fp32_peak(dev), copy_bandwidth()
+    print(f"# {dev.name}  cc {dev.compute_capability}  fp32 peak {peak / 1e12:.1f} TFLOP/s  "
+          f"copy {bw / 1e9:.0f} GB/s")
+    head = (f"{'shape':<18}{'best CUDA kernel':<44}{'ms':>8}{'cuDNN ms':>10}{'x cuDNN':>9}"
+            f"{'TF32 ms':>9}{'x TF32':>8}{'% peak':>8}{'% bw':>7}{'err':>9}")
+    print(head)
+    worst = 0.0
+    for name, p in load_shapes(batch=args.batch):
+        p = p.with_(device="cuda")
+        x, w, b = ops.make_args("conv", p)
+        xd = cuda.to_device(x)
+        d = ops.decision("conv", p, (xd, w, b))          # tuned with the impls' CUDA-event timer
+        impl, cfg = d.impl, d.config
+        prepared = impl.prepare(w, b, p, **cfg) if impl.prepare else None
+        extra = {"prepared": prepared} if impl.prepare else {}
+
+        def call(impl=impl, cfg=cfg, extra=extra, p=p, xd=xd, w=w, b=b):
+            return impl.fn(xd, w, b, p, **extra, **cfg)
+        err = reference.rel_error(call().copy_to_host(), reference.conv(x, w, b, p))
+        worst = max(worst, err)
+        call()
+        ms = impl.clock()(call, args.reps) / args.reps * 1e3
+        off, on = cudnn_ms(p, x, w, b, False), cudnn_ms(p, x, w, b, True)
+        s = ms / 1e3
+        label = f"{impl.name} " + ",".join(f"{k}={v}" for k, v in cfg.items())
+        print(f"{name:<18}{label[:43]:<44}{ms:8.3f}{off:10.3f}{ms / off:9.2f}{on:9.3f}{ms / on:8.2f}"
+              f"{100 * p.flops() / s / peak:8.1f}{100 * p.bytes() / s / bw:7.1f}{err:9.1e}")
+    print(f"# x cuDNN: nbconv time / cuDNN time (lower is better); worst error {worst:.2g}")
+    return 0 if math.isfinite(worst) and worst <= 1e-4 else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

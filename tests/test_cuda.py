@@ -1,0 +1,90 @@
+"""CUDA (numba-cuda), tested without a GPU.
+
+This process stays CPU-only: the CUDA kernels are checked under numba's simulator in a
+subprocess (NUMBA_ENABLE_CUDASIM=1 must be set before numba.cuda is imported, and one process is
+all-simulator), on every kernel x config (tests/cuda_sim/). The compile tier (`-m compile_tier`,
+needs NVVM) compiles every kernel x config to PTX for sm_90; `-m requires_gpu` runs the same
+correctness checks at realistic sizes on a GPU.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from nbconv.tuner.registry import registry
+
+from nbconv import env, impls
+from nbconv.impls import cuda as nbcuda
+from nbconv.spec import make_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pytest(*args, simulator: bool):
+    environ = dict(os.environ)
+    environ.pop("NUMBA_ENABLE_CUDASIM", None)
+    if simulator:
+        environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    cmd = [sys.executable, "-m", "pytest", "tests/cuda_sim", "-o", "python_files=sim_*.py", "-q",
+           "-p", "no:cacheprovider", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.skipif(not nbcuda.installed(), reason="numba-cuda is not installed (extra `cuda`)")
+def test_every_cuda_kernel_and_config_under_the_simulator():
+    r = _pytest(simulator=True)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+    assert " passed" in r.stdout and "skipped" not in r.stdout and "error" not in r.stdout.lower()
+
+
+@pytest.mark.compile_tier
+def test_every_cuda_kernel_and_config_compiles_to_ptx():
+    r = _pytest("-m", "compile_tier", simulator=False)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
+
+
+def test_this_process_registers_no_cuda_kernel_without_a_device():
+    """Here (no GPU, no simulator) CPU tests see the CPU registry alone, and nothing imported
+    numba.cuda; a "cuda" Problem is declined with the reason."""
+    if nbcuda.simulated() or nbcuda._driver_present():
+        pytest.fail("tests/test_cuda.py expects a CPU-only main process")
+    names = [i.name for op in registry.ops() for i in registry.impls(op)]
+    assert not any(n.endswith("_cuda") for n in names)
+    assert not any(m == "numba.cuda" or m.startswith("numba.cuda.") for m in sys.modules)
+    p = make_problem("conv", (1, 5, 5, 2), rank=2, kernel=(3, 3), out_channels=3, device="cuda")
+    verdicts = registry.applicability("conv", p)
+    assert verdicts and not any(ok for _, ok, _ in verdicts)
+    why = nbcuda.status()
+    assert isinstance(why, str) and ("not installed" in why or "no CUDA device" in why)
+    assert all(why in reason for _, _, reason in verdicts)
+    with pytest.raises(ValueError, match="CUDA cannot run"):
+        from nbconv import ops
+        ops.decision("conv", p)
+
+
+def test_no_cuda_backend_is_registered_where_no_kernel_can_run():
+    assert "cuda" not in env.DEVICE_INFO and "cuda" not in impls.ADAPTERS
+    assert "device" not in env.fingerprint("cpu")
+    assert nbcuda.describe() == {"gpu": "none", "why": nbcuda.status()}
+
+
+def test_the_device_knob(monkeypatch):
+    """NBCONV_DEVICE=cuda makes layers build "cuda" Problems; where CUDA cannot run, the call
+    says why. The default stays cpu."""
+    import numpy as np
+
+    from nbconv import knobs, ops
+    from nbconv.layers import Conv2D
+    assert knobs.device() == "cpu"
+    monkeypatch.setenv("NBCONV_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="NBCONV_DEVICE must be one of"):
+        knobs.device()
+    monkeypatch.setenv("NBCONV_DEVICE", "cuda")
+    layer = Conv2D(2, 3)
+    with pytest.raises(ValueError, match="CUDA cannot run"):
+        layer(np.ones((1, 5, 5, 1), np.float32))
+    assert next(iter(layer._problems.values())).device == "cuda"
+    ops.reset()

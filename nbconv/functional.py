@@ -1,0 +1,138 @@
+"""`Model(inputs, outputs)`: a Functional DAG of nbconv layers (shared layers, merges), Keras 3's API."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import models as _models
+from .layers import InputLayer
+from .layers.base import to_snake_case, unique_name
+from .layers.symbolic import KerasTensor, map_structure
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+class Model:
+    """Runs the nodes between `inputs` and `outputs` in topological order (numpy in, numpy out)."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        self.name = name or unique_name(to_snake_case("Functional"))
+        self.trainable = trainable
+        self._nested_outputs = outputs
+        self.inputs, self.outputs = _as_list(inputs), _as_list(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, KerasTensor):
+                raise ValueError(f"All `inputs` and `outputs` of a Model must be KerasTensors (from "
+                                 f"`nbconv.layers.Input` and layer calls). Received: {t!r}")
+        for t in self.inputs:
+            if not isinstance(t._keras_history[0], InputLayer):
+                raise ValueError(f"Model inputs must come from `Input()`. Received: {t!r}")
+        self._nodes = self._topological_nodes()
+        self._layers = []
+        for node in self._nodes:
+            if not any(node.layer is la for la in self._layers):
+                self._layers.append(node.layer)
+        names = [la.name for la in self._layers]
+        for n in names:
+            if names.count(n) > 1:
+                raise ValueError(f'The name "{n}" is used {names.count(n)} times in the model. '
+                                 "All operation names should be unique.")
+        self.built = True
+
+    def _topological_nodes(self):
+        order, state = [], {}
+        input_ids = {id(t) for t in self.inputs}
+
+        def visit(tensor):
+            layer, index, _ = tensor._keras_history
+            node = layer._inbound_nodes[index]
+            key = id(node)
+            if state.get(key) == "done":
+                return
+            if state.get(key) == "active":
+                raise ValueError("The graph has a cycle.")
+            state[key] = "active"
+            if isinstance(layer, InputLayer) and id(tensor) not in input_ids:
+                raise ValueError(f"Graph disconnected: cannot find parent for tensor {tensor!r} at layer "
+                                 f"'{layer.name}'. The following previous layers were accessed without "
+                                 "issue: " + str([n.layer.name for n in order]))
+            for t in node.input_tensors:
+                visit(t)
+            state[key] = "done"
+            order.append(node)
+
+        for t in self.inputs + self.outputs:
+            visit(t)
+        return order
+
+    # -- Keras API -------------------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def get_layer(self, name=None, index=None):
+        return _models.Sequential.get_layer(self, name=name, index=index)
+
+    def __call__(self, inputs, training=None):
+        if training:
+            raise ValueError("nbconv models are inference-only: training=True is not supported.")
+        arrays = _as_list(inputs)
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"Model '{self.name}' expects {len(self.inputs)} input(s), but it received "
+                             f"{len(arrays)} input tensors.")
+        values = {}
+        for t, x in zip(self.inputs, arrays, strict=True):
+            x = np.asarray(x)
+            if x.ndim != len(t.shape) or any(
+                    d is not None and d != s for d, s in zip(t.shape[1:], x.shape[1:], strict=True)):
+                raise ValueError(f"Input of model '{self.name}' is incompatible: expected shape {t.shape}, "
+                                 f"found shape={x.shape}")
+            values[id(t)] = x
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = map_structure(lambda t: values[id(t)], node.args)
+            values[id(node.output)] = node.layer(args)
+        outs = [values[id(t)] for t in self.outputs]
+        return outs[0] if not isinstance(self._nested_outputs, (list, tuple)) else outs
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Runs the model over x in batches of `batch_size` (32 when None, as Keras)."""
+        if batch_size is None:
+            batch_size = 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError("Argument `batch_size` must be a positive int. "
+                             f"Received: batch_size={batch_size}")
+        xs = [np.asarray(a) for a in _as_list(x)]
+        n = xs[0].shape[0]
+        if n <= batch_size:
+            return self(xs if len(xs) > 1 else xs[0])
+        parts = [self([a[i:i + batch_size] for a in xs] if len(xs) > 1 else xs[0][i:i + batch_size])
+                 for i in range(0, n, batch_size)]
+        if isinstance(parts[0], list):
+            return [np.concatenate(p, axis=0) for p in zip(*parts, strict=True)]
+        return np.concatenate(parts, axis=0)
+
+    # -- weights (each shared layer once, in layer order) -------------------------------------
+    weights = _models.Sequential.weights
+    trainable_weights = _models.Sequential.trainable_weights
+    non_trainable_weights = _models.Sequential.non_trainable_weights
+    count_params = _models.Sequential.count_params
+    get_weights = _models.Sequential.get_weights
+    set_weights = _models.Sequential.set_weights
+
+    def summary(self, print_fn=None):
+        """Keras 3's table for a Functional model (Output Shape of each layer's first call)."""
+        self._output_shapes = [la._inbound_nodes[0].output.shape for la in self._layers]
+        (print_fn or print)(_models.summary_text(self))

@@ -1,6 +1,9 @@
 """Functional models, the layers real CNNs need, and loading Keras 3 models (from memory and `.keras`),
 each checked against real Keras 3.15.1 (CPU torch backend) on random inputs."""
+import contextlib
+import copy
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -322,3 +325,77 @@ def test_missing_h5py_names_the_extra(tmp_path, small_archive, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "h5py", None)
     with pytest.raises(ImportError, match=r"nbconv\[keras\]"):
         load_model(write(tmp_path, small_archive[0]))
+
+
+# -- fuzzing: anything malformed gives LoadError (or loads), never another error ---------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+FUZZ = settings(max_examples=int(os.environ.get("NBCONV_FUZZ_EXAMPLES", 40)))  # more: a longer local run
+
+
+def loads_or_refuses(path):
+    with contextlib.suppress(LoadError):
+        load_model(path)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_truncated_and_mutated_archives(tmp_path_factory, small_archive, data):
+    raw = write(tmp_path_factory.mktemp("f"), small_archive[0]).read_bytes()
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=8))
+    mutated = bytearray(raw)
+    for pos, value in edits:
+        mutated[pos] = value
+    path = tmp_path_factory.mktemp("f") / "m.keras"
+    path.write_bytes(bytes(mutated[:cut]) if data.draw(st.booleans()) else bytes(mutated))
+    loads_or_refuses(path)
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _leaves(v, (*path, k))] + [path]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _leaves(v, (*path, i))] + [path]
+    return [path]
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_configs(tmp_path_factory, small_archive, data):
+    members, config = small_archive
+    config = json.loads(json.dumps(config))
+    if data.draw(st.booleans()):
+        config = data.draw(JSON)
+    else:
+        for _ in range(data.draw(st.integers(1, 3))):
+            paths = [p for p in _leaves(config) if p]
+            if not paths:
+                break
+            path = data.draw(st.sampled_from(paths))
+            parent = config
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = copy.deepcopy(data.draw(JSON))  # later edits must not touch drawn values
+    loads_or_refuses(write(tmp_path_factory.mktemp("f"), {**members, "config.json": json.dumps(config)}))
+
+
+IMPLIED = {"dense/vars/0": (2, 3), "conv2d/vars/1": (2,), "batch_normalization/vars/3": (2,)}
+
+
+@FUZZ
+@given(shape=st.lists(st.integers(0, 5), max_size=4), name=st.sampled_from(sorted(IMPLIED)))
+def test_fuzz_dataset_shapes(tmp_path_factory, small_archive, shape, name):
+    def edit(f):
+        del f["layers/" + name]
+        f["layers/" + name] = np.zeros(shape, "float32")
+    path = _h5_edit(tmp_path_factory.mktemp("f"), small_archive, edit)
+    if tuple(shape) == IMPLIED[name]:
+        load_model(path)
+    else:
+        with pytest.raises(LoadError, match="shape"):
+            load_model(path)

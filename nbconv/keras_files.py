@@ -142,7 +142,7 @@ def load_model(path, max_weights=DEFAULT_MAX_WEIGHTS):
     except RecursionError as e:
         raise LoadError("The model config is nested too deeply.") from e
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, UnicodeDecodeError, json.JSONDecodeError,
-            OSError, ValueError, TypeError, KeyError, NotImplementedError) as e:
+            OSError, ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, OverflowError) as e:
         raise LoadError(f"Malformed Keras file {os.fspath(path)!r}: {type(e).__name__}: {e}") from e
 
 

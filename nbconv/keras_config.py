@@ -248,7 +248,9 @@ def check_weights(layer, values):
     if shapes != expect:
         raise LoadError(f"Layer '{layer.name}' (class {type(layer).__name__!r}): weight shapes {shapes} "
                         f"differ from the {expect} its config implies.")
-    for v in values:
+    for i, v in enumerate(values):
+        if isinstance(layer, L.Normalization) and i == 2 and v.dtype.kind in "iu":
+            continue  # Keras's int `count` of samples seen by adapt(): not used at inference
         if v.dtype.kind != "f" or v.dtype.itemsize not in (2, 4, 8):
             raise LoadError(f"Layer '{layer.name}': weights must be float16/32/64. Received {v.dtype}.")
     layer.set_weights(values)

@@ -27,6 +27,7 @@ MAX_CONFIG_BYTES = 64 << 20
 MAX_RATIO = 100          # uncompressed / compressed size of a zip member (Keras's own cap)
 MAX_H5_OBJECTS = 200_000
 _FLOATS = {np.dtype("float16"), np.dtype("float32"), np.dtype("float64")}
+_INTS = {np.dtype("int32"), np.dtype("int64")}  # scalars only: Normalization's `count`
 
 
 def _member_names_ok(infos):
@@ -81,7 +82,7 @@ def _check_tree(h5py, group, count=None):
         elif isinstance(obj, h5py.Dataset):
             if obj.is_virtual or obj.external:
                 raise LoadError(f"Weights file: {obj.name} is a virtual or external dataset.")
-            if obj.dtype not in _FLOATS:
+            if obj.dtype not in _FLOATS and not (obj.dtype in _INTS and obj.shape == ()):
                 raise LoadError(f"Weights file: {obj.name} has dtype {obj.dtype}; float16/32/64 only.")
         else:
             raise LoadError(f"Weights file: {group.name}/{key} is neither a group nor a dataset.")

@@ -78,6 +78,23 @@ def test_layer_matches_keras(name, kwargs, shape):
     assert len(nl.trainable_weights) == len(kl.trainable_weights)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"axis": (1, 2)},
+                                    {"mean": [0.1, 0.2, 0.3], "variance": [1.0, 2.0, 0.5]},
+                                    {"mean": 0.5, "variance": 2.0, "invert": True}])
+def test_normalization_matches_keras(kwargs):
+    kl, nl = K.Normalization(**kwargs), L.Normalization(**kwargs)
+    kl.build((2, 4, 5, 3))
+    nl.build((2, 4, 5, 3))
+    weights = kl.get_weights()
+    if weights:  # adapt()'s state: mean, variance and an int count
+        weights = [rand(weights[0].shape, 1), rand(weights[1].shape, 2) + 1.5, weights[2]]
+        kl.set_weights(weights)
+        nl.set_weights(weights)
+    x = rand((2, 4, 5, 3))
+    assert reference.rel_error(nl(x), kout(kl, x)) <= TOL
+    assert set(nl.get_config()) == set(kl.get_config()) and nl.count_params() == kl.count_params()
+
+
 @pytest.mark.parametrize("name", ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
                                   "Concatenate"])
 def test_merge_layers_match_keras(name):
@@ -150,13 +167,17 @@ def realistic_batchnorm(km, seed=0):
             layer.set_weights([stats[v.name].astype("float32") for v in layer.weights])
 
 
-NETWORKS = [("MobileNetV2", 32), ("MobileNet", 32), ("ResNet50", 32), ("VGG16", 32)]
+# Few and small, for CI time (DenseNet121, Xception at 71 and InceptionV3 at 75 also match, by hand);
+# VGG16 without its 120M-parameter top, which would only time Keras's saving.
+NETWORKS = [("MobileNetV2", 32, {}), ("MobileNet", 32, {}), ("ResNet50", 32, {}), ("EfficientNetB0", 32, {}),
+            ("VGG16", 32, {"include_top": False})]
 
 
-@pytest.mark.parametrize("name,size", NETWORKS)
-def test_keras_application_loads_and_matches(name, size, tmp_path):
-    km = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3),
-                                           classifier_activation=None)
+@pytest.mark.parametrize("name,size,kwargs", NETWORKS)
+def test_keras_application_loads_and_matches(name, size, kwargs, tmp_path):
+    if kwargs.get("include_top", True):
+        kwargs = {**kwargs, "classifier_activation": None}  # logits: a softmax would hide errors
+    km = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), **kwargs)
     realistic_batchnorm(km)
     path = tmp_path / f"{name}.keras"
     km.save(path)
@@ -343,18 +364,16 @@ def loads_or_refuses(path):
 
 
 @FUZZ
-@given(data=st.data())
-def test_fuzz_truncated_and_mutated_archives(tmp_path_factory, small_archive, data):
+@given(target=st.sampled_from(["archive", "model.weights.h5"]), cut=st.none() | st.integers(0, 10 ** 6),
+       edits=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)), max_size=8))
+def test_fuzz_truncated_and_mutated_archives(tmp_path_factory, small_archive, target, cut, edits):
     """The archive's bytes, or (past the zip's CRCs) the weights file's bytes, truncated and mutated."""
-    target = data.draw(st.sampled_from(["archive", "model.weights.h5"]))
     raw = (small_archive[0][target] if target != "archive"
            else write(tmp_path_factory.mktemp("f"), small_archive[0]).read_bytes())
-    cut = data.draw(st.integers(0, len(raw) - 1))
-    edits = data.draw(st.lists(st.tuples(st.integers(0, len(raw) - 1), st.integers(0, 255)), max_size=8))
     mutated = bytearray(raw)
     for pos, value in edits:
-        mutated[pos] = value
-    mutated = bytes(mutated[:cut]) if data.draw(st.booleans()) else bytes(mutated)
+        mutated[pos % len(raw)] = value
+    mutated = bytes(mutated if cut is None else mutated[:cut % len(raw)])
     if target == "archive":
         path = tmp_path_factory.mktemp("f") / "m.keras"
         path.write_bytes(mutated)
@@ -372,22 +391,19 @@ def _leaves(value, path=()):
 
 
 @FUZZ
-@given(data=st.data())
-def test_fuzz_configs(tmp_path_factory, small_archive, data):
+@given(whole=st.none() | JSON,
+       edits=st.lists(st.tuples(st.integers(0, 10 ** 6), JSON), min_size=1, max_size=3))
+def test_fuzz_configs(tmp_path_factory, small_archive, whole, edits):
+    """A random JSON config, or the real one with 1-3 random nodes replaced by random JSON."""
     members, config = small_archive
-    config = json.loads(json.dumps(config))
-    if data.draw(st.booleans()):
-        config = data.draw(JSON)
-    else:
-        for _ in range(data.draw(st.integers(1, 3))):
-            paths = [p for p in _leaves(config) if p]
-            if not paths:
-                break
-            path = data.draw(st.sampled_from(paths))
-            parent = config
-            for key in path[:-1]:
-                parent = parent[key]
-            parent[path[-1]] = copy.deepcopy(data.draw(JSON))  # later edits must not touch drawn values
+    config = json.loads(json.dumps(config)) if whole is None else whole
+    for index, value in edits if whole is None else ():
+        paths = [p for p in _leaves(config) if p]
+        path = paths[index % len(paths)]
+        parent = config
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = copy.deepcopy(value)  # later edits must not touch drawn values
     loads_or_refuses(write(tmp_path_factory.mktemp("f"), {**members, "config.json": json.dumps(config)}))
 
 

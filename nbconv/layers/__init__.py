@@ -6,7 +6,7 @@ from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .local import LocallyConnected1D, LocallyConnected2D
 from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
-from .normalization import BatchNormalization, ReLU, Rescaling, Softmax
+from .normalization import BatchNormalization, Normalization, ReLU, Rescaling, Softmax
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -50,9 +50,9 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     GlobalAveragePooling2D, GlobalAveragePooling3D, LocallyConnected1D, LocallyConnected2D, Dense, Flatten,
     Activation, Dropout, InputLayer, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
     Conv1DTranspose, Conv2DTranspose, Conv3DTranspose,
-    BatchNormalization, ReLU, Rescaling, Softmax, Add, Subtract, Multiply, Average, Maximum, Minimum,
-    Concatenate, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D, Cropping1D, Cropping2D, Cropping3D, Reshape,
-    UpSampling2D)}
+    BatchNormalization, Normalization, ReLU, Rescaling, Softmax, Add, Subtract, Multiply, Average, Maximum,
+    Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D, Cropping1D, Cropping2D, Cropping3D,
+    Reshape, UpSampling2D)}
 
 
 def deserialize(config):

@@ -190,3 +190,79 @@ class Softmax(_Stateless):
         config = super().get_config()
         config["axis"] = self.axis
         return config
+
+
+class Normalization(_Stateless):
+    """(x - mean) / max(sqrt(variance), 1e-7) (or its inverse), mean/variance given or as weights."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        self.input_mean, self.input_variance, self.invert = mean, variance, check_bool(invert, "invert")
+        if (mean is not None) != (variance is not None):
+            raise ValueError("When setting values directly, both `mean` and `variance` must be set. "
+                             f"Received: mean={mean} and variance={variance}")
+        if mean is not None and np.shape(mean) != np.shape(variance):
+            raise ValueError("When setting values directly, `mean` and `variance` must have the same "
+                             f"shape. Received: mean shape {np.shape(mean)} and variance shape "
+                             f"{np.shape(variance)}")
+        self.built = False
+
+    def _build(self, input_shape):
+        ndim = len(input_shape)
+        if any(a < -ndim or a >= ndim for a in self.axis):
+            raise ValueError("All `axis` values must be in the range [-ndim, ndim). "
+                             f"Received inputs with ndim={ndim}, while axis={self.axis}")
+        keep = sorted(a % ndim for a in self.axis)
+        if any(input_shape[d] is None for d in keep):
+            raise ValueError("All `axis` values to be kept must have a known shape. "
+                             f"Received axis={self.axis}, inputs.shape={input_shape}")
+        self._broadcast = [input_shape[d] if d in keep else 1 for d in range(ndim)]
+        self._spec_axes = {d: input_shape[d] for d in keep}
+        self._weights = []
+        if self.input_mean is None:
+            shape = tuple(input_shape[d] for d in keep)
+            self._add_weight("mean", shape, "zeros")
+            self._add_weight("variance", shape, "ones")
+            self._add_weight("count", (), "zeros")
+            self._weights_changed()
+        else:
+            expanded = [1] * ndim
+            mean = np.asarray(self.input_mean, self._np_dtype)
+            for i in range(1, mean.ndim + 1):
+                expanded[keep[-i]] = mean.shape[-i]
+            variance = np.asarray(self.input_variance, self._np_dtype)
+            self._set_stats(mean.reshape(expanded), variance.reshape(expanded))
+
+    def _set_stats(self, mean, variance):
+        self._mean = np.broadcast_to(mean, self._broadcast).astype(self._np_dtype)
+        root = np.sqrt(np.broadcast_to(variance, self._broadcast))
+        self._scale = np.maximum(root, self._np_dtype.type(1e-7))  # Keras's backend.epsilon()
+
+    def _weights_changed(self):
+        if self.input_mean is None:
+            self._set_stats(self._weight("mean").reshape(self._broadcast),
+                            self._weight("variance").reshape(self._broadcast))
+
+    def count_params(self):
+        return sum(w.size for w in self.weights)
+
+    @property
+    def trainable_weights(self):
+        return []
+
+    @property
+    def non_trainable_weights(self):
+        return self.weights
+
+    def call(self, x):
+        if self.invert:
+            return (self._mean + x * self._scale).astype(self._np_dtype, copy=False)
+        return ((x - self._mean) / self._scale).astype(self._np_dtype, copy=False)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "invert": self.invert,
+                       "mean": np.array(self.input_mean).tolist(),
+                       "variance": np.array(self.input_variance).tolist()})
+        return config

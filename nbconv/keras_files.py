@@ -21,6 +21,7 @@ from .keras_config import (
     layer_weight_groups,
     model_from_config,
 )
+from .keras_legacy import load_legacy_h5
 
 MAX_MEMBERS = 64
 MAX_CONFIG_BYTES = 64 << 20
@@ -128,9 +129,14 @@ def _load_weights(model, data):
 
 def load_model(path, max_weights=DEFAULT_MAX_WEIGHTS):
     """An nbconv model from a Keras 3 `.keras` file; LoadError for anything malformed or refused."""
-    if not str(os.fspath(path)).endswith(".keras"):
-        raise LoadError(f"nbconv loads Keras 3 `.keras` files. Received: {path}")
+    legacy = str(os.fspath(path)).endswith((".h5", ".hdf5"))
+    if not legacy and not str(os.fspath(path)).endswith(".keras"):
+        raise LoadError(f"nbconv loads Keras 3 `.keras` (and Keras 3 legacy `.h5`) files. Received: {path}")
     try:
+        if legacy:
+            h5py = _h5py()
+            with open(path, "rb") as fh, h5py.File(fh, "r") as f:  # a file object: no driver tricks
+                return load_legacy_h5(h5py, f, _check_tree, max_weights)
         with zipfile.ZipFile(path) as archive:
             _member_names_ok(archive.infolist())
             config = _read_member(archive, "config.json", MAX_CONFIG_BYTES)

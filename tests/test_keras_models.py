@@ -422,3 +422,55 @@ def test_fuzz_dataset_shapes(tmp_path_factory, small_archive, shape, name):
     else:
         with pytest.raises(LoadError, match="shape"):
             load_model(path)
+
+
+# -- legacy .h5 as Keras 3 writes it -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def legacy_h5(tmp_path_factory):
+    x = K.Input((6, 6, 2))
+    c = K.Conv2D(2, 3, name="c")(x)
+    y = K.Dense(3, activation="relu", name="d")(K.Add(name="add")([K.BatchNormalization(name="bn")(c), c]))
+    km = keras.Model(x, y)
+    realistic_batchnorm(km)
+    path = tmp_path_factory.mktemp("h5") / "m.h5"
+    km.save(path)
+    return km, path.read_bytes()
+
+
+def test_legacy_h5_written_by_keras3_loads(tmp_path, legacy_h5):
+    km, raw = legacy_h5
+    (tmp_path / "m.h5").write_bytes(raw)
+    x = rand((2, 6, 6, 2))
+    assert reference.rel_error(load_model(tmp_path / "m.h5").predict(x), km.predict(x, verbose=0)) <= TOL
+
+
+def _keras2(f):
+    f.attrs["keras_version"] = "2.15.0"
+
+
+def _absolute_weight_name(f):
+    f["model_weights/d"].attrs["weight_names"] = [b"/model_weights/c/c/kernel", b"d/bias"]
+
+
+def _legacy_soft_link(f):
+    import h5py
+    del f["model_weights/d/d/bias"]
+    f["model_weights/d/d/bias"] = h5py.SoftLink("/model_weights/c/c/bias")
+
+
+def _legacy_wrong_shape(f):
+    del f["model_weights/d/d/bias"]
+    f["model_weights/d/d/bias"] = np.zeros(4, "float32")
+
+
+@pytest.mark.parametrize("edit,match", [
+    (_keras2, "Keras 2.15.0 are not supported"), (_absolute_weight_name, "bad weight name"),
+    (_legacy_soft_link, "SoftLink"), (_legacy_wrong_shape, r"shape \(4,\)")])
+def test_legacy_h5_refusals(tmp_path, legacy_h5, edit, match):
+    import h5py
+    path = tmp_path / "m.h5"
+    path.write_bytes(legacy_h5[1])
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    with pytest.raises(LoadError, match=match):
+        load_model(path)

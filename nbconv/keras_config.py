@@ -9,6 +9,7 @@ from . import layers as L
 from .layers import base
 
 DEFAULT_MAX_WEIGHTS = 1 << 29   # float elements (2 GiB of float32) a loaded model may hold
+MAX_LAYERS = 5000               # Keras's largest applications have ~1,000; graph building is O(n^2) at worst
 
 
 class LoadError(ValueError):
@@ -76,8 +77,8 @@ def make_layer(entry):
     if unknown:
         raise LoadError(f"{where}: unknown config keys {sorted(unknown)}: refused rather than ignored.")
     _check_objects(config, where)
-    if not isinstance(config.get("name"), str):
-        raise LoadError(f"{where}: `name` must be a string.")
+    if not isinstance(config.get("name"), str) or "/" in config["name"]:
+        raise LoadError(f"{where}: `name` must be a string without `/`.")
     try:
         return cls.from_config(dict(config))
     except Exception as e:
@@ -126,8 +127,8 @@ def _endpoints(spec, made, what):
 def _functional(config):
     from .models import Model
     entries, made, pending = config.get("layers"), {}, []
-    if not isinstance(entries, list):
-        raise LoadError("A Functional config needs a `layers` list.")
+    if not isinstance(entries, list) or len(entries) > MAX_LAYERS:
+        raise LoadError(f"A Functional config needs a `layers` list of at most {MAX_LAYERS} layers.")
     for entry in entries:
         layer = make_layer(entry)
         if layer.name in made:
@@ -183,8 +184,8 @@ def _functional(config):
 def _sequential(config):
     from .models import Sequential
     entries = config.get("layers")
-    if not isinstance(entries, list):
-        raise LoadError("A Sequential config needs a `layers` list.")
+    if not isinstance(entries, list) or len(entries) > MAX_LAYERS:
+        raise LoadError(f"A Sequential config needs a `layers` list of at most {MAX_LAYERS} layers.")
     model = Sequential(name=config.get("name"))
     for entry in entries:
         layer = make_layer(entry)

@@ -171,6 +171,10 @@ def realistic_batchnorm(km, seed=0):
 # VGG16 without its 120M-parameter top, which would only time Keras's saving.
 NETWORKS = [("MobileNetV2", 32, {}), ("MobileNet", 32, {}), ("ResNet50", 32, {}), ("EfficientNetB0", 32, {}),
             ("VGG16", 32, {"include_top": False})]
+ALL_NETWORKS = pytest.mark.skipif(not os.environ.get("NBCONV_ALL_NETWORKS"),
+                                  reason="slow (minutes): set NBCONV_ALL_NETWORKS=1")
+NETWORKS += [pytest.param(name, size, {}, marks=ALL_NETWORKS) for name, size in
+             [("VGG16", 32), ("DenseNet121", 32), ("Xception", 71), ("InceptionV3", 75)]]
 
 
 @pytest.mark.parametrize("name,size,kwargs", NETWORKS)
@@ -261,6 +265,14 @@ def _huge(config):
     layer_entry(config, "d")["config"]["units"] = 10 ** 12
 
 
+def _slash_name(config):
+    layer_entry(config, "d")["config"]["name"] = "../c"
+
+
+def _many_layers(config):
+    config["config"]["layers"] *= 2000
+
+
 def _op(config):
     layer_entry(config, "d").update(module="keras.src.ops.numpy", class_name="Add")
 
@@ -272,6 +284,7 @@ def _op(config):
     (_custom_activation, r"Layer 'd' \(class 'Dense'\).*builtins"),
     (_huge, "size limit"),
     (_op, r"class 'Add'\).*keras.src.ops.numpy"),
+    (_slash_name, "without `/`"), (_many_layers, "at most 5000 layers"),
 ])
 def test_unsupported_configs_are_refused_naming_the_layer(tmp_path, small_archive, edit, match):
     with pytest.raises(LoadError, match=match):

@@ -132,7 +132,55 @@ class Model:
     get_weights = _models.Sequential.get_weights
     set_weights = _models.Sequential.set_weights
 
+    def _sequential_like(self):
+        """Keras's test: a chain (one input per node, no shared layers, no branches)."""
+        consumed = [id(t) for node in self._nodes for t in node.input_tensors]
+        return (len(self._nodes) == len(self._layers) and len(consumed) == len(set(consumed))
+                and all(len(node.input_tensors) <= 1 for node in self._nodes) and len(self.outputs) == 1)
+
     def summary(self, print_fn=None):
-        """Keras 3's table for a Functional model (Output Shape of each layer's first call)."""
+        """Keras 3's table: three columns for a chain, else with "Connected to" (Output Shape of each
+        layer's first call)."""
         self._output_shapes = [la._inbound_nodes[0].output.shape for la in self._layers]
-        (print_fn or print)(_models.summary_text(self))
+        text = _models.summary_text(self) if self._sequential_like() else _connected_summary(self)
+        (print_fn or print)(text)
+
+
+_WIDTHS4 = (21, 19, 12, 19)   # Keras 3's four columns on an 80-column console
+
+
+def _row4(cells, sep="│"):
+    wrapped = [_models._wrap(c, w - 2) for c, w in zip(cells, _WIDTHS4, strict=True)]
+    out = []
+    for i in range(max(len(w) for w in wrapped)):
+        parts = []
+        for j, (lines, w) in enumerate(zip(wrapped, _WIDTHS4, strict=True)):
+            text = lines[i] if i < len(lines) else ""
+            parts.append(" " + (text.rjust(w - 2) if j == 2 else text.ljust(w - 2)) + " ")
+        out.append(sep + sep.join(parts) + sep)
+    return out
+
+
+def _connected_summary(model):
+    nodes = {id(node) for node in model._nodes}
+
+    def connections(layer):
+        parts = [f"{t._keras_history[0].name}[{t._keras_history[1]}][{t._keras_history[2]}]"
+                 for node in layer._inbound_nodes if id(node) in nodes for t in node.input_tensors]
+        return ", ".join(parts) or "-"
+
+    def rule(left, mid, right, fill):
+        return left + mid.join(fill * w for w in _WIDTHS4) + right
+
+    lines = [f'Model: "{model.name}"', rule("┏", "┳", "┓", "━")]
+    lines += _row4(["Layer (type)", "Output Shape", "Param #", "Connected to"], sep="┃")
+    lines.append(rule("┡", "╇", "┩", "━"))
+    for i, layer in enumerate(model.layers):
+        if i:
+            lines.append(rule("├", "┼", "┤", "─"))
+        shape = _models._format_shape(model._output_shapes[i])
+        lines += _row4([f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}",
+                        connections(layer)])
+    lines.append(rule("└", "┴", "┘", "─"))
+    table = _models.summary_text(model).split("\n")
+    return "\n".join(lines + table[-3:])  # the totals, as for Sequential

@@ -188,7 +188,7 @@ def realistic_batchnorm(km, seed=0):
 NETWORKS = [("MobileNetV2", 32, {}), ("MobileNet", 32, {}), ("ResNet50", 32, {}), ("EfficientNetB0", 32, {}),
             ("VGG16", 32, {"include_top": False})]
 ALL_NETWORKS = pytest.mark.skipif(not os.environ.get("NBCONV_ALL_NETWORKS"),
-                                  reason="slow (minutes): set NBCONV_ALL_NETWORKS=1")
+                                  reason="slow on a cold Numba cache: set NBCONV_ALL_NETWORKS=1")
 NETWORKS += [pytest.param(name, size, {}, marks=ALL_NETWORKS) for name, size in
              [("VGG16", 32), ("DenseNet121", 32), ("Xception", 71), ("InceptionV3", 75)]]
 

@@ -503,3 +503,15 @@ def test_legacy_h5_refusals(tmp_path, legacy_h5, edit, match):
         edit(f)
     with pytest.raises(LoadError, match=match):
         load_model(path)
+
+
+@FUZZ
+@given(cut=st.none() | st.integers(0, 10 ** 6),
+       edits=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 255)), min_size=1, max_size=8))
+def test_fuzz_legacy_h5(tmp_path_factory, legacy_h5, cut, edits):
+    raw = bytearray(legacy_h5[1])
+    for pos, value in edits:
+        raw[pos % len(raw)] = value
+    path = tmp_path_factory.mktemp("f") / "m.h5"
+    path.write_bytes(bytes(raw if cut is None else raw[:cut % len(raw)]))
+    loads_or_refuses(path)

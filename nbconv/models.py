@@ -8,6 +8,7 @@ import numpy as np
 from . import distributed
 from . import layers as _layers
 from .layers.base import Layer, to_snake_case, unique_name
+from .layers.symbolic import KerasTensor
 
 
 class Sequential:
@@ -28,6 +29,8 @@ class Sequential:
         return list(self._layers)
 
     def add(self, layer):
+        if isinstance(layer, KerasTensor):  # Input(): its InputLayer, as Keras
+            layer = layer._keras_history[0]
         if not isinstance(layer, Layer):
             raise ValueError("Only instances of `nbconv.layers.Layer` can be added to a Sequential model. "
                              f"Received: {layer!r} (of type {type(layer)})")
@@ -264,3 +267,12 @@ def summary_text(model):
     lines.append(f" Trainable params: {nt:,} ({_memory(bt)})")
     lines.append(f" Non-trainable params: {nn:,} ({_memory(bn)})")
     return "\n".join(lines)
+
+
+
+
+# Functional models and the Keras loader (at the end: they build on Sequential's helpers above).
+from .functional import Model as Model  # noqa: E402
+from .keras_config import LoadError as LoadError  # noqa: E402
+from .keras_files import from_keras as from_keras  # noqa: E402
+from .keras_files import load_model as load_model  # noqa: E402

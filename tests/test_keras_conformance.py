@@ -11,10 +11,9 @@ import itertools
 import re
 import warnings
 
+import keras  # noqa: E402  (a test extra: missing, it fails loudly)
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from nbconv import layers as L  # noqa: E402
 from nbconv import ops, reference  # noqa: E402

@@ -4,11 +4,9 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import matplotlib  # noqa: E402,F401  (test extras: missing, they fail loudly)
+import pandas as pd  # noqa: E402
 import pytest
-
-pd = pytest.importorskip("pandas")
-pytest.importorskip("matplotlib")
-
 from nbconv.reports import cli  # noqa: E402
 
 

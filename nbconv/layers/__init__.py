@@ -5,6 +5,8 @@ from .conv_base import ConvLayer
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer
 from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D
 from .local import LocallyConnected1D, LocallyConnected2D
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, Normalization, ReLU, Rescaling, Softmax
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -18,6 +20,16 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
     MaxPooling3D,
+)
+from .reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
+    Reshape,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
 )
 from .transpose import Conv1DTranspose, Conv2DTranspose, Conv3DTranspose
 
@@ -37,7 +49,10 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     AveragePooling3D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D, GlobalAveragePooling1D,
     GlobalAveragePooling2D, GlobalAveragePooling3D, LocallyConnected1D, LocallyConnected2D, Dense, Flatten,
     Activation, Dropout, InputLayer, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D,
-    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose)}
+    Conv1DTranspose, Conv2DTranspose, Conv3DTranspose,
+    BatchNormalization, Normalization, ReLU, Rescaling, Softmax, Add, Subtract, Multiply, Average, Maximum,
+    Minimum, Concatenate, ZeroPadding1D, ZeroPadding2D, ZeroPadding3D, Cropping1D, Cropping2D, Cropping3D,
+    Reshape, UpSampling2D)}
 
 
 def deserialize(config):

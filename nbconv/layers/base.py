@@ -7,10 +7,11 @@ import warnings
 
 import numpy as np
 
-from . import initializers
+from . import initializers, symbolic
 from .args import standardize_dtype
 
 _name_counts: dict[str, int] = {}
+WEIGHT_BUDGET: list[int] = []  # [elements left] while a loader builds layers, else empty
 
 
 def clear_session():
@@ -139,6 +140,8 @@ class Layer:
     _takes_training = False  # Dropout reads `training`; other layers accept and ignore it, as Keras
 
     def __call__(self, inputs, *args, **kwargs):
+        if type(inputs) is not np.ndarray and symbolic.any_symbolic(inputs):
+            return symbolic.symbolic_call(self, inputs, kwargs)
         if not self._takes_training:
             kwargs.pop("training", None)
         x = self._prepare(inputs)
@@ -220,6 +223,10 @@ class Layer:
 
     def _add_weight(self, name, shape, initializer):
         init = initializers.get(initializer)
+        if WEIGHT_BUDGET:  # a loader's cap: implied weights are checked before they are allocated
+            WEIGHT_BUDGET[0] -= math.prod(shape)
+            if WEIGHT_BUDGET[0] < 0:
+                raise ValueError(f"Layer '{self.name}': its weights exceed the loader's size limit.")
         value = np.array(init(tuple(shape), self.dtype), dtype=self._np_dtype, order="C")
         self._weights.append((name, value))
         return value

@@ -12,6 +12,7 @@ from ..spec import Problem
 from . import activations, initializers
 from .args import check_bool, standardize_data_format
 from .base import Layer, WeightView, keep_object, serialize_object
+from .symbolic import KerasTensor, Node
 
 
 class Dense(Layer):
@@ -204,6 +205,8 @@ class InputLayer(Layer):
         self.optional = optional
         self.built = True
         self._build_input_shape = self.batch_shape
+        self.output = KerasTensor(self.batch_shape, self.dtype, self)
+        self._inbound_nodes = [Node(self, [], {}, self.output)]
 
     @property
     def shape(self):
@@ -222,7 +225,8 @@ class InputLayer(Layer):
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, ragged=None, batch_shape=None, name=None,
           tensor=None, optional=False):
-    """Keras returns a symbolic tensor; nbconv returns the InputLayer, which Sequential accepts first."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, ragged=ragged,
-                      batch_shape=batch_shape, input_tensor=tensor, optional=optional, name=name)
+    """A symbolic tensor (as Keras) for `nbconv.models.Model`; Sequential accepts it first."""
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, ragged=ragged,
+                       batch_shape=batch_shape, input_tensor=tensor, optional=optional, name=name)
+    return layer.output
 

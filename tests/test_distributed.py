@@ -174,7 +174,7 @@ def test_fleet_tune_writes_every_kind_and_retries_a_killed_workers_shapes(fleet,
     assert len(report.kinds) == 2 and not report.refused
     extras = {k.fingerprint.get("extra"): k for k in report.kinds.values()}
     assert set(extras) == {"a", "b"}
-    assert all(k.done == len(items) and not k.failed for k in report.kinds.values())
+    assert all(k.done == len(items) and not k.failed for k in report.kinds.values()), report.lines()
     assert extras["a"].retried >= 1 and extras["b"].retried == 0     # the kill hit kind a only
     decided = {(d["key"], d["fp"]) for d in db.decisions()}
     assert decided == {(p.key(), fp) for _, p in items for fp in report.kinds}

@@ -52,6 +52,7 @@ def features(key: str, impl: str, config: dict) -> dict | None:
         return None
     items, out, batch, filters, k = base
     f = dict(items)
+    f["offset"] = f["flops"]          # the model fits seconds per FLOP of the fastest kernel
     for name, v in config.items():
         if isinstance(v, bool):
             f["cfg_" + name] = float(v)

@@ -1,18 +1,22 @@
 """A cost model fitted on stored timings: predicts a candidate's seconds per call on a problem
 that was never measured (mode `estimate`, and pruning in mode `measure`).
 
-One model per implementation, over named numeric features that the application computes from
-(problem key, impl name, config) (`Features`; the tuner knows nothing of what a problem is):
+Over named numeric features that the application computes from (problem key, impl name,
+config) (`Features`; the tuner knows nothing of what a problem is; impl "" and config {} ask
+for the problem's own features):
 
-    log(seconds) = ridge regression on the standardised features
-                   + the similarity-weighted mean residual of the `neighbours` nearest
-                     training rows of that impl (a nearest-neighbour correction for what a
-                     linear model misses: a shape seen at another batch, a config's cliff).
+    log(seconds) = fastest(problem) + slowdown_impl(problem, config)
+    fastest:   log seconds of the problem's fastest measured candidate, less the feature named
+               `offset` (e.g. log FLOPs: it then fits log seconds per FLOP of the best kernel)
+    slowdown:  one model per impl: log(its seconds / the fastest's) on the same problem
 
-Features are best given on a log scale (log FLOPs, log channels, ...): the linear part is then
-a power law, time ~ FLOPs^a * bytes^b * ... Rows need `key`, `impl`, `config` (dict or JSON
-text), `status` and `median_s`; only status "ok" rows with a median are used. An impl with
-fewer than `min_rows` usable rows gets no model: `predict` answers None for it.
+each a ridge regression on the standardised features plus the similarity-weighted mean residual
+of the `neighbours` nearest training rows (a nearest-neighbour correction for what a linear
+model misses: a shape seen at another batch, a config's cliff). Features are best given on a
+log scale (log FLOPs, log channels, ...): the linear part is then a power law. Rows need `key`,
+`impl`, `config` (dict or JSON text), `status` and `samples` or `median_s` (`seconds`); only
+status "ok" rows with a time are used. An impl with fewer than `min_rows` usable rows gets no model: `predict`
+answers None for it.
 
 `CostModel.to_json()` / `from_json()` round-trip it (the tuner keeps it in the DB's meta table).
 """
@@ -28,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .db import TuningDB
-from .rows import config_json
+from .rows import config_json, samples_of
 
 if TYPE_CHECKING:
     from .registry import Impl
     from .settings import Settings
     from .tuner import Tuner
 
+OFFSET = "offset"     # a feature entering with coefficient 1 into the fastest time (e.g. log FLOPs)
 Features = Callable[[str, str, dict], "Mapping[str, float] | None"]   # (key, impl, config) -> features
 
 
@@ -47,10 +52,13 @@ class ImplModel:
     bias: float
     points: list[list[float]]  # the standardised training rows (for the neighbour correction)
     resid: list[float]         # their residuals of the linear part (log seconds)
+    lo: list[float]            # the standardised training range of each feature
+    hi: list[float]
 
     def vector(self, feats: Mapping[str, float]) -> np.ndarray:
+        """Standardised, and clipped to the training range: a linear fit extrapolates wildly."""
         x = np.array([float(feats.get(n, 0.0)) for n in self.names])
-        return (x - np.array(self.mean)) / np.array(self.scale)
+        return np.clip((x - np.array(self.mean)) / np.array(self.scale), self.lo, self.hi)
 
     def log_seconds(self, feats: Mapping[str, float], neighbours: int) -> float:
         z = self.vector(feats)
@@ -63,13 +71,21 @@ class ImplModel:
         return y
 
 
+def seconds(row: Mapping[str, Any]) -> float | None:
+    """A row's time for the model: its fastest sample (on a shared machine, noise only adds time:
+    a preempted sample can be 30x the others, and one in three of them moves a median), else
+    `median_s`."""
+    samples = samples_of(dict(row)) if row.get("samples") is not None else []
+    return min(samples) if samples else row.get("median_s")
+
+
 def _config(c: Any) -> dict:
     return json.loads(c) if isinstance(c, str) else dict(c or {})
 
 
 def fit_impl(xs: list[Mapping[str, float]], ys: list[float], ridge: float) -> ImplModel:
     """Ridge regression of ys (log seconds) on the features xs; constant features are dropped."""
-    names = sorted({n for x in xs for n in x})
+    names = sorted({n for x in xs for n in x} - {OFFSET})
     raw = np.array([[float(x.get(n, 0.0)) for n in names] for x in xs]).reshape(len(xs), len(names))
     y = np.array(ys, dtype=float)
     mean, scale = raw.mean(axis=0), raw.std(axis=0)
@@ -81,51 +97,69 @@ def fit_impl(xs: list[Mapping[str, float]], ys: list[float], ridge: float) -> Im
     lam = ridge * len(ys)
     coef = np.linalg.solve(z.T @ z + lam * np.eye(len(names)), z.T @ (y - bias)) if names else np.zeros(0)
     resid = y - bias - z @ coef
-    return ImplModel(names, mean.tolist(), scale.tolist(), coef.tolist(), bias, z.tolist(), resid.tolist())
+    return ImplModel(names, mean.tolist(), scale.tolist(), coef.tolist(), bias, z.tolist(), resid.tolist(),
+                     z.min(axis=0).tolist(), z.max(axis=0).tolist())
 
 
 class CostModel:
-    """Per-impl models; `predict(key, impl, config, features)` -> seconds or None."""
+    """`shape` (log seconds of a problem's fastest candidate, less its `offset` feature) plus,
+    per impl, its log slowdown against that fastest one; `predict(key, impl, config, features)`
+    -> seconds or None. Fitting the slowdown, not the time, leaves out what moves every
+    candidate of a problem alike (load on the machine while it was measured, the size of the
+    problem): only what ranks the candidates remains."""
 
-    def __init__(self, impls: dict[str, ImplModel], *, neighbours: int = 3, rows: int = 0):
+    def __init__(self, impls: dict[str, ImplModel], shape: ImplModel | None, *, neighbours: int = 3,
+                 rows: int = 0):
         self.impls = impls
+        self.shape = shape
         self.neighbours = neighbours
         self.rows = rows          # training rows used (for the record)
 
     @classmethod
     def fit(cls, rows: Iterable[Mapping[str, Any]], features: Features, *, ridge: float = 1e-2,
             neighbours: int = 3, min_rows: int = 3) -> CostModel:
-        data: dict[str, tuple[list, list]] = {}
+        by_key: dict[str, list] = {}
         for r in rows:
-            med = r.get("median_s")
-            if r.get("status") != "ok" or not med or med <= 0:
+            t = seconds(r)
+            if r.get("status") != "ok" or not t or t <= 0:
                 continue
             feats = features(r["key"], r["impl"], _config(r["config"]))
-            if feats is None:
-                continue
-            xs, ys = data.setdefault(r["impl"], ([], []))
-            xs.append(feats)
-            ys.append(math.log(med))
+            if feats is not None:
+                by_key.setdefault(r["key"], []).append((r["impl"], feats, math.log(t)))
+        data: dict[str, tuple[list, list]] = {}
+        sx, sy = [], []
+        for key, items in by_key.items():
+            best = min(y for *_, y in items)
+            base = features(key, "", {}) or {}
+            sx.append(base)
+            sy.append(best - base.get(OFFSET, 0.0))
+            for impl, feats, y in items:
+                xs, ys = data.setdefault(impl, ([], []))
+                xs.append(feats)
+                ys.append(y - best)
         impls = {name: fit_impl(xs, ys, ridge) for name, (xs, ys) in data.items() if len(ys) >= min_rows}
-        return cls(impls, neighbours=neighbours, rows=sum(len(v[1]) for v in data.values()))
+        shape = fit_impl(sx, sy, ridge) if len(sy) >= min_rows else None
+        return cls(impls, shape, neighbours=neighbours, rows=sum(len(v) for v in by_key.values()))
 
     def predict(self, key: str, impl: str, config: dict, features: Features) -> float | None:
         m = self.impls.get(impl)
-        if m is None:
+        base = features(key, "", {}) if m is not None and self.shape is not None else None
+        feats = features(key, impl, dict(config)) if base is not None else None
+        if m is None or self.shape is None or base is None or feats is None:
             return None
-        feats = features(key, impl, dict(config))
-        if feats is None:
-            return None
-        return math.exp(m.log_seconds(feats, self.neighbours))
+        fastest = self.shape.log_seconds(base, self.neighbours) + base.get(OFFSET, 0.0)
+        return math.exp(fastest + m.log_seconds(feats, self.neighbours))
 
     def to_json(self) -> str:
         return json.dumps({"neighbours": self.neighbours, "rows": self.rows,
+                           "shape": vars(self.shape) if self.shape else None,
                            "impls": {n: vars(m) for n, m in sorted(self.impls.items())}})
 
     @classmethod
     def from_json(cls, text: str) -> CostModel:
         d = json.loads(text)
-        return cls({n: ImplModel(**m) for n, m in d["impls"].items()}, neighbours=d["neighbours"],
+        shape = ImplModel(**d["shape"]) if d["shape"] else None
+        return cls({n: ImplModel(**m) for n, m in d["impls"].items()}, shape, neighbours=d["neighbours"],
                    rows=d["rows"])
 
 

@@ -56,7 +56,7 @@ def measured(t, problems, desc):
     out = {}
     for _, _, p in progress(problems, desc):
         rows = t.ensure_measured("conv", p, t.candidates("conv", p))
-        out[p.key()] = {k: t for k, r in rows.items() if r["status"] == "ok" and (t := seconds(r))}
+        out[p.key()] = {k: sec for k, r in rows.items() if r["status"] == "ok" and (sec := seconds(r))}
     return out
 
 

@@ -30,8 +30,11 @@ def test_fit_recovers_a_power_law_and_predicts_unseen_sizes():
     m = CostModel.fit(rows, size_features, ridge=1e-6, neighbours=0)
     slope = m.shape.coef[0] / m.shape.scale[0]          # the fastest candidate's time
     assert slope == pytest.approx(1.5, rel=1e-3)
-    for n in (4, 10, 50):
+    for n in (4, 10, 30, 50):      # 50: past the largest trained size, within the widened range
         assert m.predict(f"fake/{n}", "a", {}, size_features) == pytest.approx(1e-6 * n ** 1.5, rel=1e-2)
+    # far outside it the features are clipped: no wild extrapolation, still not below the range's end
+    far = m.predict("fake/100000", "a", {}, size_features)
+    assert 1e-6 * 34 ** 1.5 < far < 1e-6 * 100000 ** 1.5
 
 
 @pytest.mark.parametrize("neighbours", [0, 3])
@@ -39,8 +42,10 @@ def test_predictions_are_monotone_in_size_when_timings_are(neighbours):
     rng = np.random.default_rng(0)
     rows = synthetic_rows({"a": lambda n: 1e-6 * n * (1 + 0.05 * rng.uniform())}, range(2, 60, 3))
     m = CostModel.fit(rows, size_features, neighbours=neighbours)
-    preds = [m.predict(f"fake/{n}", "a", {}, size_features) for n in range(2, 200, 7)]
-    assert all(b > a for a, b in zip(preds, preds[1:], strict=False))
+    inside = [m.predict(f"fake/{n}", "a", {}, size_features) for n in range(2, 60, 5)]
+    assert all(b > a for a, b in zip(inside, inside[1:], strict=False))
+    beyond = [m.predict(f"fake/{n}", "a", {}, size_features) for n in range(2, 2000, 37)]
+    assert all(b >= a for a, b in zip(beyond, beyond[1:], strict=False))     # clipped: flat, never down
 
 
 def test_config_features_separate_configs_of_one_impl():

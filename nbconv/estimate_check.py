@@ -47,6 +47,14 @@ def samples(a):
     return train, test
 
 
+def complete(t, p) -> bool:
+    """Every candidate of p has a valid stored row (nothing to measure)."""
+    from nbconv.tuner import config_json
+    stored = t.stored("conv", p)
+    return all((r := stored.get((i.name, config_json(c)))) is not None and r["source_hash"] == i.source_hash
+               and r["status"] not in ("skipped", "pruned") for i, c in t.candidates("conv", p))
+
+
 def measured(t, problems, desc):
     """{key: {(impl, config json): seconds}} of every candidate (measured if not stored): the
     fastest sample, as the cost model reads rows (`costmodel.seconds`)."""
@@ -90,6 +98,9 @@ def cmd_estimate_check(a) -> int:
     from . import ops
     t = ops.tuner()
     train, test = samples(a)
+    drawn = len(train), len(test)
+    if a.stored_only:            # the seeded samples, less the shapes not (yet) fully measured
+        train, test = ([x for x in xs if complete(t, x[2])] for xs in (train, test))
     timing = TINY if a.tiny else SHORT
     start = time.perf_counter()
     with t.using(**timing):
@@ -107,7 +118,11 @@ def cmd_estimate_check(a) -> int:
     print(f"timing: {', '.join(f'{k}={v:g}' for k, v in timing.items())} (short: every candidate of "
           "every shape is measured)")
     print(f"sample: seed {a.seed}, layout {a.layout}, FLOP cap {a.max_gflop:g} GFLOP, lists in {a.lists}")
-    print(f"  train: {len(train)} shapes ({len(train) - a.train if not a.tiny else 0} reference at batch "
+    if a.stored_only:
+        print(f"  --stored-only: {len(train)} of {drawn[0]} training and {len(test)} of {drawn[1]} test "
+              "shapes drawn were fully measured and are used")
+    n_ref = sum(s == "reference" for _, s, _ in train)
+    print(f"  train: {len(train)} shapes ({n_ref} reference at batch "
           f"{','.join(map(str, a.batches))}, {dict(Counter(s.split(':')[0] for _, s, _ in train))}), "
           f"{len(rows)} measured rows, models for {len(model.impls)} impls")
     print(f"  test:  {len(test)} shapes, disjoint ({dict(Counter(s.split(':')[0] for _, s, _ in test))}); "
@@ -142,3 +157,5 @@ def add_arguments(sub) -> None:
     c.add_argument("--layout", default="channels_last", choices=["channels_last", "channels_first"])
     c.add_argument("--show-sample", action="store_true", help="print every test shape and its ratio")
     c.add_argument("--tiny", action="store_true", help="test mode: no reference shapes, one sample each")
+    c.add_argument("--stored-only", action="store_true", help="use only the drawn shapes whose every "
+                   "candidate is already measured (says how many); measure nothing")

@@ -231,12 +231,15 @@ def test_estimate_check_tiny_prints_both_figures_and_the_sample(tmp_path, monkey
     ops.reset()
     write_lists(tmp_path)
     try:
-        rc = cli.main(["estimate-check", "--tiny", "--lists", str(tmp_path), "--train", "5", "--test", "3",
-                       "--max-gflop", "0.001", "--show-sample"])
+        args = ["estimate-check", "--tiny", "--lists", str(tmp_path), "--train", "5", "--test", "3",
+                "--max-gflop", "0.001", "--show-sample"]
+        rc = cli.main(args)
+        out = capsys.readouterr().out
+        again = cli.main([*args, "--stored-only"])           # every shape is stored now
     finally:
         ops.reset()
-    out = capsys.readouterr().out
-    assert rc == 0
+    assert rc == 0 and again == 0
+    assert "5 of 5 training and 3 of 3 test shapes drawn were fully measured" in capsys.readouterr().out
     assert "train: 5 shapes" in out and "test:  3 shapes, disjoint" in out
     assert out.count("within 10 % of the measured winner on ") == 2 and "within 25 % on " in out
     assert "seed 0" in out and "FLOP cap 0.001 GFLOP" in out

@@ -141,7 +141,7 @@ def test_explain_shows_estimates_next_to_measurements():
     store(t, LINEAR_VS_SQUARE, [1, 5, 6, 7, 8, 9])
     ex = t.explain("op", FakeProblem("fake/5"), measure=False)
     by = {r["impl"]: r for r in ex["rows"]}
-    assert by["a"]["estimate_s"] == pytest.approx(5e-3, rel=0.05)
+    assert by["a"]["estimate_s"] == pytest.approx(5e-3, rel=0.2)
     assert by["b"]["median_s"] == pytest.approx(2.5e-4 * 25) and by["b"]["estimate_s"] is not None
 
 

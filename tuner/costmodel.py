@@ -118,7 +118,7 @@ class CostModel:
         self.rows = rows          # training rows used (for the record)
 
     @classmethod
-    def fit(cls, rows: Iterable[Mapping[str, Any]], features: Features, *, ridge: float = 1e-2,
+    def fit(cls, rows: Iterable[Mapping[str, Any]], features: Features, *, ridge: float = 1.0,
             neighbours: int = 3, min_rows: int = 3) -> CostModel:
         by_key: dict[str, list] = {}
         for r in rows:

@@ -58,6 +58,9 @@ def features(key: str, impl: str, config: dict) -> dict | None:
             f["cfg_" + name] = float(v)
         elif isinstance(v, (int, float)) and v > 0:
             f["cfg_" + name] = math.log2(v)
+    # streaming stores pay once the output outgrows the caches; channel-outer once the weights do
+    f["stream_out"] = f.get("cfg_stream", 0.0) * (f["out_px"] + f["batch"] + math.log(filters))
+    f["outer_weights"] = f.get("cfg_channel_outer", 0.0) * f["weights"]
     ow = out[-1]
     if config.get("wb"):
         wb = int(config["wb"])

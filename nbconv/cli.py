@@ -96,6 +96,12 @@ def main(argv=None) -> int:
         from . import knobs, ops
         knobs.set_tuning_db(a.db)
         ops.reset()
+    if getattr(a, "prune", None) is not None:
+        if not (a.prune == 0 or a.prune > 1):
+            raise SystemExit(f"nbconv: --prune must be 0 (off) or > 1. Received: --prune {a.prune}")
+        from . import knobs, ops
+        knobs.set_prune(a.prune)
+        ops.reset()
     try:
         from . import commands
         from .estimate_check import cmd_estimate_check

@@ -152,10 +152,6 @@ def cmd_tune(a) -> int:
         return cmd_fleet_tune(a)
     from . import ops
     rows = []
-    if getattr(a, "prune", None) is not None:
-        from . import knobs
-        knobs.set_prune(a.prune)
-        ops.reset()
     if a.model:
         if not a.input_shape:
             raise SystemExit("nbconv: --model needs --input-shape (batch first), e.g. 1,128,128,3")

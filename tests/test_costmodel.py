@@ -245,7 +245,9 @@ def test_estimate_check_tiny_prints_both_figures_and_the_sample(tmp_path, monkey
     assert "seed 0" in out and "FLOP cap 0.001 GFLOP" in out
 
 
-def test_estimate_check_needs_the_lists(capsys):
+def test_estimate_check_needs_the_lists_and_prune_a_factor_above_one():
     from nbconv import cli
     with pytest.raises(SystemExit, match="--lists"):
         cli.main(["estimate-check", "--tiny"])
+    with pytest.raises(SystemExit, match="--prune must be 0 .off. or > 1. Received: --prune 0.5"):
+        cli.main(["tune", "--prune", "0.5"])

@@ -8,6 +8,8 @@ nbconv.reports.compare, nbconv.reports.cli and nbconv.reports.overhead.
     nbconv explain 'conv/r2/float32/NHWC/n1/c64-64/g1/s56x56/k3x3/st1x1/d1x1/p1:1x1:1'
     nbconv explain "Conv2D(64, 3, padding='same')" --input-shape 1,56,56,64
     nbconv db list|export FILE|import FILE|merge OTHER.sqlite|clear|path
+    nbconv tune --prune 3    # candidates the cost model puts 3x behind the best are not measured
+    nbconv estimate-check --lists ../shared/shapes --train 60 --test 100   (nbconv.estimate_check)
     nbconv overhead          # a decided layer call vs the chosen kernel called directly
 """
 from __future__ import annotations
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     t.add_argument("--retune", action="store_true", help="measure again even if decisions are stored")
     t.add_argument("--no-peak", action="store_true", help="do not measure the sgemm peak")
+    t.add_argument("--prune", type=float, metavar="FACTOR", help="do not measure candidates the cost model "
+                   "estimates slower than FACTOR x the best estimate (NBCONV_TUNE_PRUNE; > 1)")
     from .distributed.tune_cli import add_arguments
     add_arguments(t)        # --cluster / --local-cluster: fleet tuning on Dask
 
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("file", nargs="?", help="JSON lines file for export/import ('-': stdout/stdin); "
                    "an SQLite tuning database for merge")
     d.add_argument("--all", action="store_true", help="every machine's rows, not only this machine's")
+
+    from .estimate_check import add_arguments as add_check
+    add_check(sub)
 
     sub.add_parser("overhead", help="dispatch cost of a decided call (nbconv.reports.overhead)",
                    add_help=False)
@@ -89,9 +96,17 @@ def main(argv=None) -> int:
         from . import knobs, ops
         knobs.set_tuning_db(a.db)
         ops.reset()
+    if getattr(a, "prune", None) is not None:
+        if not (a.prune == 0 or a.prune > 1):
+            raise SystemExit(f"nbconv: --prune must be 0 (off) or > 1. Received: --prune {a.prune}")
+        from . import knobs, ops
+        knobs.set_prune(a.prune)
+        ops.reset()
     try:
         from . import commands
-        run = {"tune": commands.cmd_tune, "explain": commands.cmd_explain, "db": commands.cmd_db}
+        from .estimate_check import cmd_estimate_check
+        run = {"tune": commands.cmd_tune, "explain": commands.cmd_explain, "db": commands.cmd_db,
+               "estimate-check": cmd_estimate_check}
         return run[a.command](a)
     except BrokenPipeError:
         return 0

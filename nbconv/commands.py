@@ -232,12 +232,13 @@ def cmd_explain(a) -> int:
             else:
                 mark = "tied" if r["tied"] else ""
             rows.append([r["label"], "yes" if r["applies"] else "no", r["status"] or "",
-                         fmt(r["compile_s"], ".3f"), fmt(r["median_s"] and r["median_s"] * 1e3, ".4f"),
+                         fmt(r["compile_s"], ".3f"), fmt(r["estimate_s"] and r["estimate_s"] * 1e3, ".4f"),
+                         fmt(r["median_s"] and r["median_s"] * 1e3, ".4f"),
                          fmt(None if r["spread"] is None else 100 * r["spread"], ".1f"),
                          fmt(g, ".2f"), fmt(gbs, ".2f"), fmt(rate and peak and 100 * rate / peak, ".1f"),
                          fmt(r["error"], ".2e"), mark, r["reason"] if r["reason"] != "" else ""])
-        table(["candidate", "applies", "status", "compile s", "median ms", "IQR %", "GFLOP/s", "GB/s",
-                "% peak", "error", "", "note"], rows)
+        table(["candidate", "applies", "status", "compile s", "estimate ms", "median ms", "IQR %",
+               "GFLOP/s", "GB/s", "% peak", "error", "", "note"], rows)
         print("  " + (_decision_line(ex["decision"]) if ex["decision"] else f"no decision: {ex['error']}"))
         print()
     return 0

@@ -16,6 +16,9 @@ Values are read when asked for (not at import), so a test may set one and call
 | NBCONV_TUNE_ALPHA              | 0.01     | significance level of the winner-vs-runner-up rank test   |
 | NBCONV_TUNE_MIN_GAIN           | 0.02     | a winner must be faster by this fraction, else a tie      |
 | NBCONV_VERIFY_MAX_FLOPS        | 2e10     | larger problems are not verified (recorded as skipped)    |
+| NBCONV_TUNE_PRUNE              | 0        | > 1: skip measuring candidates the cost model estimates   |
+|                                |          | slower than this x the best estimate (0: measure all)     |
+| NBCONV_TUNE_MODEL_DB           | (unset)  | another tuning DB whose rows also train the cost model    |
 | NBCONV_BENCH_TINY              | 0        | 1: benchmarks run at tiny sizes (the benchmark test)      |
 | NBCONV_FINGERPRINT_EXTRA       | (unset)  | text added to the machine fingerprint (tells kinds apart) |
 | NBCONV_DASK_DIE_ONCE           | (unset)  | test hook: a fleet task makes this file, then kills its   |
@@ -26,7 +29,8 @@ Values are read when asked for (not at import), so a test may set one and call
 
 Modes: `measure` times every applicable candidate on the first call of a new shape (the
 winner is stored); `estimate` times nothing: a stored decision if valid, else stored timings
-of the shape covering every candidate (fastest median), else the lowest
+of the shape covering every candidate (fastest median), else the lowest prediction of the cost
+model fitted on this machine's stored timings (`nbconv.features`), else the lowest
 `estimate(problem, config)` among impls registering one, else the highest priority (the
 kernel authors' order: depthwise > 1x1 GEMM > Winograd > im2col > direct, NNPACK-like); `off`
 takes the highest-priority applicable candidate. `nbconv.ops.tuning(mode=..., force=...)` is
@@ -47,6 +51,7 @@ _FLOAT_KNOBS = {
     "alpha": ("NBCONV_TUNE_ALPHA", 0.01),
     "min_gain": ("NBCONV_TUNE_MIN_GAIN", 0.02),
     "verify_max_flops": ("NBCONV_VERIFY_MAX_FLOPS", 2e10),
+    "prune": ("NBCONV_TUNE_PRUNE", 0.0),
 }
 _INT_KNOBS = {
     "min_samples": ("NBCONV_TUNE_MIN_SAMPLES", 5),
@@ -85,6 +90,11 @@ def tuning_db_path() -> str:
 def set_tuning_db(path: str) -> None:
     """Point NBCONV_TUNING_DB at `path` (for this process and its children; the CLI's --db)."""
     os.environ["NBCONV_TUNING_DB"] = str(path)
+
+
+def set_prune(factor: float) -> None:
+    """Set NBCONV_TUNE_PRUNE (for this process and its children; `nbconv tune --prune`)."""
+    os.environ["NBCONV_TUNE_PRUNE"] = repr(float(factor))
 
 
 def bench_tiny() -> bool:
@@ -134,4 +144,5 @@ def tuner_settings() -> Settings:
     kw = {k: _number(env, d, float) for k, (env, d) in _FLOAT_KNOBS.items()}
     kw.update({k: _number(env, d, int) for k, (env, d) in _INT_KNOBS.items()})
     kw["max_samples"] = max(kw["max_samples"], kw["min_samples"])
-    return Settings(mode=tune_mode(), force=force_impl(), db=tuning_db_path(), **kw)
+    model_db = os.environ.get("NBCONV_TUNE_MODEL_DB", "").strip() or None
+    return Settings(mode=tune_mode(), force=force_impl(), db=tuning_db_path(), model_db=model_db, **kw)

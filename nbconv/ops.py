@@ -27,6 +27,7 @@ import sqlite3
 import numpy as np
 
 from . import env, impls, knobs, reference  # noqa: F401  (impls registers the implementations)
+from .features import features
 from .runner import Runner, host_copy
 from .spec import key_with_device
 from .tuner import Tuner, Verifier, registry
@@ -87,7 +88,8 @@ def tuner() -> Tuner:
     global _tuner
     if _tuner is None:
         verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=make_args)
-        _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings)
+        _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings,
+                       features=features)
         with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
             _tuner.db.migrate_keys("problem-key-device", key_with_device)
     return _tuner

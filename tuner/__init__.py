@@ -7,7 +7,8 @@ Imports only the standard library and numpy. A problem is any object with `key()
     @register(op, applies=, configs=, tolerance=, priority=, estimate=, mixes_tiles=,
               prepare=, timer=, sync=)           # fn(*arrays, problem, **config)
     tuner = Tuner(registry, Verifier(reference=, error=, tolerance=, make_args=),
-                  fingerprint=dict-or-callable, settings=Settings(db=path)-or-callable)
+                  fingerprint=dict-or-callable, settings=Settings(db=path)-or-callable,
+                  features=(key, impl name, config) -> {name: number})
     tuner.select(op, problem, arrays) -> Decision     tuner.run(op, problem, *arrays)
     tuner.explain(op, problem, arrays) -> dict         tuner.records() -> [dict]
     with tuner.using(mode="off", force="name"): ...
@@ -17,11 +18,13 @@ Imports only the standard library and numpy. A problem is any object with `key()
     machine's rows (samples kept, decisions recomputed with `choose`; idempotent)
 
 Modules: registry (Impl, Registry), measure (timing one candidate), stats (Mann-Whitney U),
-choose (decision rules), verify (Verifier), rows (the DB's row format), db (TuningDB), merge
-(uniting databases), explain,
+choose (decision rules), costmodel (CostModel: seconds predicted from stored timings, for mode
+`estimate` and for pruning; `Tuner(features=fn)` gives its features), verify (Verifier), rows
+(the DB's row format), db (TuningDB), merge (uniting databases), explain,
 tuner (Tuner: the flow from a problem to a decision).
 """
 from .choose import Decision, choose
+from .costmodel import CostModel
 from .db import TuningDB, default_path
 from .measure import Measurement
 from .merge import merge, merge_export, merge_rows
@@ -33,4 +36,5 @@ from .verify import Verifier
 
 __all__ = ["Tuner", "Verifier", "Decision", "Settings", "MODES", "Registry", "Impl", "register", "registry",
            "TuningDB", "default_path", "choose", "Measurement", "config_json", "label",
-           "merge", "merge_export", "merge_rows"]
+           "merge", "merge_export", "merge_rows",
+           "CostModel"]

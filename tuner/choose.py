@@ -12,10 +12,11 @@
   win; if none ran correctly, RuntimeError.
 
 `estimate` (mode `estimate`, nothing is timed):
-  If stored rows cover every candidate (none skipped), the fastest stored median (ties:
-  priority, then name, then position); else the lowest `impl.estimate(problem, config)` among
-  impls that give one (a cost model that raises counts as none); else the first candidate
-  (the registry lists them highest priority first).
+  If stored rows cover every candidate (none skipped or pruned), the fastest stored median
+  (ties: priority, then name, then position); else the lowest of the fitted cost model's
+  `predicted` seconds (`costmodel`; among the candidates it covers); else the lowest
+  `impl.estimate(problem, config)` among impls that give one (one that raises counts as none);
+  else the first candidate (the registry lists them highest priority first).
 
 Rows are keyed by (impl name, config_json(config)) and need `status`, `samples` (a list or
 JSON text) and `reason`.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .measure import OK, SKIPPED
+from .measure import OK, PRUNED, SKIPPED
 from .registry import Impl
 from .rows import config_json, label, samples_of
 from .settings import Settings
@@ -99,17 +100,23 @@ def choose(cands: Candidates, rows: Rows, settings: Settings, *, op: str = "", k
 
 
 def estimate(cands: Candidates, problem: Any, stored: Rows, *, op: str = "", key: str = "",
-             note: str = "") -> Decision:
+             note: str = "", predicted: Mapping[tuple[str, str], float] | None = None) -> Decision:
     """The untimed decision (see the module docstring). `stored` may hold stale rows (an
-    edited kernel is still roughly as fast)."""
+    edited kernel is still roughly as fast); `predicted`: {(impl name, config json): seconds}."""
     rows = [stored.get((impl.name, config_json(cfg))) for impl, cfg in cands]
-    if all(r is not None and r["status"] != SKIPPED for r in rows):
+    if all(r is not None and r["status"] not in (SKIPPED, PRUNED) for r in rows):
         timed = [(median(s), -impl.priority, impl.name, idx)
                  for idx, ((impl, _), r) in enumerate(zip(cands, rows, strict=True))
                  if r is not None and r["status"] == OK and (s := samples_of(dict(r)))]
         if timed:
             impl, cfg = cands[min(timed)[3]]
             return Decision(op, key, impl, cfg, "estimate", note=note or "stored timings")
+    guess = [(t, -impl.priority, impl.name, idx) for idx, (impl, cfg) in enumerate(cands)
+             if (t := (predicted or {}).get((impl.name, config_json(cfg)))) is not None]
+    if guess:
+        impl, cfg = cands[min(guess)[3]]
+        return Decision(op, key, impl, cfg, "estimate",
+                        note=note or f"cost model: {min(guess)[0] * 1e3:.4g} ms estimated")
     scored = []
     for idx, (impl, cfg) in enumerate(cands):
         if impl.estimate is None:

@@ -4,14 +4,12 @@ Tables (columns and row encoding: `rows.py`):
 - `fingerprints`: the machine description behind each fingerprint hash.
 - `measurements`: one row per (key, fp, op, impl, config). A row whose source_hash differs from
   the impl's current one is stale: only that impl is measured again (INSERT OR REPLACE).
-- `decisions`: one row per (key, fp, op), valid only while its candidate signature matches the
-  current candidates exactly.
-- `meta`: the schema version and the key migrations done (`migrate_keys`).
+- `decisions`: one row per (key, fp, op), valid while its candidate signature matches exactly.
+- `meta`: the schema version, the key migrations done (`migrate_keys`), fitted cost models.
 
-A corrupt file is moved aside (`<path>.corrupt-<time>`) with a warning and a fresh one is
-made; an unopenable or unwritable location falls back to an in-memory database with a warning.
-Export / import use JSON lines; an import merges and never touches rows of another fingerprint
-(the fingerprint is part of every primary key; same-key rows are replaced only by newer ones).
+A corrupt file is moved aside (`<path>.corrupt-<time>`, warned) and a fresh one made; an
+unusable location falls back to an in-memory database (warned). Export / import use JSON lines;
+an import never touches rows of another fingerprint (same-key rows: only newer ones replace).
 """
 from __future__ import annotations
 
@@ -33,6 +31,12 @@ def default_path(app: str, filename: str = "tuning.sqlite") -> str:
     `$XDG_CACHE_HOME/<app>/<filename>`, or `~/.cache/<app>/<filename>`."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, app, filename)
+
+
+def _where(fp: str | None, op: str | None, prefix: str) -> tuple[str, list]:
+    """(" AND fp = ? AND op = ?", args) for the filters given."""
+    pairs = [(c, v) for c, v in (("fp", fp), ("op", op)) if v]
+    return "".join(f" AND {prefix}{c} = ?" for c, _ in pairs), [v for _, v in pairs]
 
 
 class TuningDB:
@@ -142,8 +146,7 @@ class TuningDB:
         self._after_fork()
         with self._lock:
             cur = self._con.execute(sql, args)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            return [dict(zip([d[0] for d in cur.description], r, strict=True)) for r in cur.fetchall()]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -185,41 +188,40 @@ class TuningDB:
     def put_decision(self, row: dict) -> None:
         self._write([upsert_sql("decisions", row)])
 
+    def stamp(self, fp: str, op: str) -> str:
+        """Changes whenever a measurement of (fp, op) is written: what a fitted model is tied to."""
+        r = self._read("SELECT COUNT(*), MAX(created) FROM measurements WHERE fp = ? AND op = ?", (fp, op))
+        return ":".join(str(v) for v in r[0].values())
+
+    def meta(self, k: str) -> str | None:
+        """A value of the `meta` table (e.g. a fitted cost model), or None."""
+        return next((r["v"] for r in self._read("SELECT v FROM meta WHERE k = ?", (k,))), None)
+
+    def put_meta(self, k: str, v: str) -> None:
+        self._write([("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, v))])
+
     # -- reading for reports and the CLI ----------------------------------------------------
     def decisions(self, fp: str | None = None, op: str | None = None) -> list[dict]:
-        sql = "SELECT * FROM decisions WHERE 1"
-        args: list[Any] = []
-        if fp:
-            sql, args = sql + " AND fp = ?", args + [fp]
-        if op:
-            sql, args = sql + " AND op = ?", args + [op]
-        return self._read(sql + " ORDER BY op, key", args)
+        where, args = _where(fp, op, "")
+        return self._read(f"SELECT * FROM decisions WHERE 1{where} ORDER BY op, key", args)
 
     def rows(self, table: str, fp: str | None = None) -> list[dict]:
         if table not in TABLES:
             raise ValueError(f"rows: `table` must be one of {sorted(TABLES)}. Received: table={table!r}")
-        if fp:
-            return self._read(f"SELECT * FROM {table} WHERE fp = ?", (fp,))
-        return self._read(f"SELECT * FROM {table}")
+        where, args = _where(fp, None, "")
+        return self._read(f"SELECT * FROM {table} WHERE 1{where}", args)
 
     def records(self, fp: str | None = None, op: str | None = None) -> list[dict]:
-        """Every measurement with its decision: one dict per (key, fp, op, impl, config).
-
-        Adds `samples` decoded to a list, `config` decoded to a dict, `winner` (bool),
-        `tie` (bool: the decision was a tie; None when undecided), `partner` (bool: this row is
-        the tie partner / runner-up recorded with the decision), `tied` (bool: this row is in
-        the winner's tie set), `margin` and `p_value` of the decision.
-        """
+        """Every measurement with its decision: one dict per (key, fp, op, impl, config), with
+        samples and config decoded and the decision's winner, tie, partner, tied, margin and
+        p_value (see `rows.record`)."""
         sql = ("SELECT m.*, d.impl AS d_impl, d.config AS d_config, d.tie AS d_tie, d.partner_impl AS "
                "d_pimpl, d.partner_config AS d_pconfig, d.margin AS d_margin, d.p_value AS d_p, "
                "d.tied AS d_tied "
                "FROM measurements m LEFT JOIN decisions d ON m.key = d.key AND m.fp = d.fp AND m.op = d.op "
                "WHERE 1")
-        args: list[Any] = []
-        if fp:
-            sql, args = sql + " AND m.fp = ?", args + [fp]
-        if op:
-            sql, args = sql + " AND m.op = ?", args + [op]
+        where, args = _where(fp, op, "m.")
+        sql += where
         return [record(r) for r in self._read(sql + " ORDER BY m.op, m.key, m.median_s", args)]
 
     def clear(self, fp: str | None = None) -> int:
@@ -227,10 +229,8 @@ class TuningDB:
         n = 0
         with self._transaction() as con:
             for table in ("measurements", "decisions"):
-                if fp:
-                    n += con.execute(f"DELETE FROM {table} WHERE fp = ?", (fp,)).rowcount
-                else:
-                    n += con.execute(f"DELETE FROM {table}").rowcount
+                where, args = _where(fp, None, "")
+                n += con.execute(f"DELETE FROM {table} WHERE 1{where}", args).rowcount
         return n
 
     def migrate_keys(self, tag: str, fn: Callable[[str], str]) -> int:

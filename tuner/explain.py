@@ -19,7 +19,9 @@ def explain(tuner: Tuner, op: str, problem: Any, arrays: Any = None, *, measure:
 
     Returns {"op", "key", "decision" (Decision or None), "error" (why no decision, or ""),
     "rows": [dict(impl, config, label, applies, reason, status, compile_s, median_s, spread,
-    samples, error, winner, partner, tied, priority, tolerance)]}.
+    samples, error, winner, partner, tied, priority, tolerance, estimate_s)]}; `estimate_s` is
+    the cost model's prediction (None where it has none). A pruned candidate has status
+    "pruned" and its reason says the estimate and the best one.
     """
     key = problem.key()
     cands = tuner.registry.candidates(op, problem)
@@ -29,6 +31,7 @@ def explain(tuner: Tuner, op: str, problem: Any, arrays: Any = None, *, measure:
     elif cands:
         rows = {k: r for k, r in tuner.stored(op, problem).items()
                 if any(i.name == k[0] and i.source_hash == r["source_hash"] for i, _ in cands)}
+    predicted = tuner.predict(op, problem, cands) if cands else {}
     decision, err = None, ""
     try:
         decision = tuner.select(op, problem, arrays)
@@ -51,5 +54,6 @@ def explain(tuner: Tuner, op: str, problem: Any, arrays: Any = None, *, measure:
                 "median_s": median(samples) if samples else None,
                 "spread": spread(samples) if samples else None, "samples": samples,
                 "error": r["error"] if r else None, "winner": is_winner, "partner": is_partner,
-                "tied": is_tied, "priority": impl.priority, "tolerance": impl.tolerance})
+                "tied": is_tied, "priority": impl.priority, "tolerance": impl.tolerance,
+                "estimate_s": predicted.get((impl.name, config_json(cfg))) if ok else None})
     return {"op": op, "key": key, "decision": decision, "error": err, "rows": out}

@@ -18,8 +18,9 @@ MAX_INNER = 1 << 22
 Timer = Callable[[Callable[[], Any], int], float]         # (call, n) -> seconds for n calls
 Check = Callable[[Any], tuple[bool, float | None, str]]    # out -> (passed, error, note)
 
-# statuses of a measurement; only "ok" can win
-OK, RAISED, WRONG, SKIPPED = "ok", "raised", "wrong", "skipped"
+# statuses of a measurement; only "ok" can win. PRUNED: not measured, the cost model put it far
+# behind the best estimate (`Settings.prune`)
+OK, RAISED, WRONG, SKIPPED, PRUNED = "ok", "raised", "wrong", "skipped", "pruned"
 
 
 @dataclass

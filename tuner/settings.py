@@ -22,6 +22,9 @@ class Settings:
     alpha: float = 0.01             # significance level of the one-sided Mann-Whitney U test
     min_gain: float = 0.02          # a winner must be faster by this fraction, significantly
     verify_max_flops: float = 5e9   # above this problem.flops(), verification is skipped (recorded)
+    prune: float = 0.0              # > 1: candidates estimated slower than prune x the best estimate
+                                    # are not measured (0: measure all)
+    model_db: str | None = None     # another tuning DB whose rows (this machine's) also train the cost model
     db: Any = ":memory:"            # the tuning database: a path, ":memory:", or an open TuningDB
 
     def __post_init__(self) -> None:
@@ -36,6 +39,8 @@ class Settings:
                              f"min_samples={self.min_samples}, max_samples={self.max_samples}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"Settings: `alpha` must be in (0, 1). Received: alpha={self.alpha!r}")
+        if not (self.prune == 0 or self.prune > 1):
+            raise ValueError(f"Settings: `prune` must be 0 (off) or > 1. Received: prune={self.prune!r}")
         if not self.min_gain >= 0:
             raise ValueError(f"Settings: `min_gain` must be >= 0. Received: min_gain={self.min_gain!r}")
 

@@ -7,9 +7,13 @@ Flow of `select(op, problem, arrays)`:
    highest-priority candidate.
 3. A stored decision for (key, fingerprint, op) whose candidate signature (every candidate's
    name, config and source hash) equals the current one -> it, unmeasured.
-4. Mode `estimate` (nothing is timed) -> `choose.estimate` over this machine's stored rows.
+4. Mode `estimate` (nothing is timed) -> `choose.estimate` over this machine's stored rows and
+   the cost model's predictions (`costmodel`, fitted on the stored rows when the application
+   gives `features`; the rows of `settings.model_db` train it too).
 5. Mode `measure`: candidates with a valid stored row (same source hash, not skipped for
-   lack of shape budget) are reused; the others are measured on the caller's arrays (or
+   lack of shape budget) are reused. With `settings.prune` > 1, candidates the cost model puts
+   above prune x the best estimate are pruned (recorded, not measured; measured after all if
+   no measured candidate ran correctly). The others are measured on the caller's arrays (or
    `make_args`): first call timed apart as compile time and verified against the reference;
    warm-up; inner repetitions doubled until a sample lasts `min_sample_s`; then outer samples
    taken round-robin over the candidates (one each per round, so a burst of load hits all
@@ -35,9 +39,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .choose import Decision, choose, estimate
+from .costmodel import CostModel, Features, model_of, predictions, pruned
 from .db import TuningDB
 from .explain import explain as _explain
-from .measure import SKIPPED, Measurement, begin, sample_round_robin
+from .measure import OK, PRUNED, SKIPPED, Measurement, begin, sample_round_robin
 from .registry import Impl, Registry
 from .registry import registry as global_registry
 from .rows import candidate_signature, config_json, decision_fields, decision_row, measurement_row
@@ -58,12 +63,15 @@ class Tuner:
                  (a problem's device may add to the host's description; None asks for the host's).
     settings:    a `Settings` (its `db` names the tuning database), or a zero-argument callable
                  returning one (default: `Settings()`).
+    features:    `(problem key, impl name, config) -> {name: number} or None`, the cost model's
+                 features (see `costmodel`); without it nothing is predicted.
     Fingerprints, DB and settings are resolved on first use (so constructing a Tuner is free).
     """
 
     def __init__(self, registry: Registry | None = None, verifier: Verifier | None = None, *,
                  fingerprint: dict | Callable[[Any], dict] | None = None,
-                 settings: Settings | Callable[[], Settings] | None = None):
+                 settings: Settings | Callable[[], Settings] | None = None,
+                 features: Features | None = None):
         self.registry = registry if registry is not None else global_registry
         self.verifier = verifier or Verifier()
         self._fingerprint_src = fingerprint
@@ -75,6 +83,8 @@ class Tuner:
         self._memory: dict[tuple, Decision] = {}
         self._lock = threading.RLock()
         self._fp_stored: set[str] = set()
+        self.features = features
+        self._models: dict[tuple, tuple[str, CostModel]] = {}   # (fp, op, model_db) -> (stamp, model)
         self.measured = 0                     # candidates measured by this tuner (tests read it)
 
     # -- lazily resolved parts ---------------------------------------------------------------
@@ -172,6 +182,14 @@ class Tuner:
         machine's (host) fingerprint unless all_machines."""
         return self._db_do("records", None if all_machines else self.fp(), op, default=[]) or []
 
+    def model(self, op: str, problem: Any = None) -> CostModel | None:
+        """The cost model of `op` on this machine (see `costmodel.model_of`)."""
+        return model_of(self, op, problem)
+
+    def predict(self, op: str, problem: Any, cands: list[tuple[Impl, dict]]) -> dict:
+        """{(impl name, config json): predicted seconds} of the candidates the model covers."""
+        return predictions(self, op, problem, cands)
+
     # -- deciding ----------------------------------------------------------------------------
     def _decide(self, op: str, problem: Any, key: str, arrays: Any, s: Settings, retune: bool) -> Decision:
         cands = self.candidates(op, problem)
@@ -196,7 +214,8 @@ class Tuner:
                     if impl.name == row["impl"] and config_json(cfg) == row["config"]:
                         return Decision(op, key, impl, cfg, "db", note=note, **decision_fields(row))
         if s.mode == "estimate":
-            return estimate(cands, problem, self.stored(op, problem), op=op, key=key, note=note)
+            return estimate(cands, problem, self.stored(op, problem), op=op, key=key, note=note,
+                            predicted=self.predict(op, problem, cands))
         rows = self.ensure_measured(op, problem, cands, arrays, retune=retune)
         d = choose(cands, rows, s, op=op, key=key, note=note)
         if any(r["status"] == SKIPPED for r in rows.values()):
@@ -207,21 +226,40 @@ class Tuner:
     # -- measuring ---------------------------------------------------------------------------
     def ensure_measured(self, op: str, problem: Any, cands: list[tuple[Impl, dict]], arrays: Any = None,
                         *, retune: bool = False) -> dict:
-        """{(impl name, config json): row} for every candidate, measuring those without a valid
-        stored row (same source hash and not skipped for lack of budget)."""
+        """{(impl name, config json): row} for every candidate, measuring (or pruning) those
+        without a valid stored row (same source hash, not skipped for lack of budget, not
+        pruned unless pruning is on)."""
         s = self.settings
-        key = problem.key()
-        fp = self.fp(problem)
         stored = {} if retune else self.stored(op, problem)
         rows, todo = {}, []
         for impl, cfg in cands:
             r = stored.get((impl.name, config_json(cfg)))
-            if r is not None and r["source_hash"] == impl.source_hash and r["status"] != SKIPPED:
+            if (r is not None and r["source_hash"] == impl.source_hash and r["status"] != SKIPPED
+                    and (r["status"] != PRUNED or s.prune)):
                 rows[(impl.name, config_json(cfg))] = r
             else:
                 todo.append((impl, cfg))
         if not todo:
             return rows
+        why = pruned(self, op, problem, cands, todo, s)
+        later = [(i, c, why[k]) for i, c in todo if (k := (i.name, config_json(c))) in why]
+        done = self._measure(op, problem, [(i, c) for i, c in todo if (i.name, config_json(c)) not in why],
+                             arrays, s)
+        if later and all(m.status != OK for *_, m in done) and all(r["status"] != OK for r in rows.values()):
+            done += self._measure(op, problem, [(i, c) for i, c, _ in later], arrays, s)  # keep one correct
+        else:
+            done += [(i, c, Measurement(i.name, dict(c), i.source_hash, PRUNED, w)) for i, c, w in later]
+        new = [measurement_row(problem.key(), self.fp(problem), op, m) for *_, m in done]
+        rows.update({(r["impl"], r["config"]): r for r in new})
+        self._store_fingerprint(problem)
+        self._db_do("put_measurements", new)
+        return rows
+
+    def _measure(self, op: str, problem: Any, todo: list, arrays: Any, s: Settings) -> list:
+        """[(impl, config, Measurement)] of the candidates in `todo`, measured interleaved."""
+        if not todo:
+            return []
+        key = problem.key()
         if not arrays:
             make_args = self.verifier.make_args
             if make_args is None:
@@ -251,14 +289,7 @@ class Tuner:
             if call is not None:
                 ready.append((call, m, timer))
         sample_round_robin(ready, s)       # interleaved: load changes hit every candidate alike
-        new = []
-        for impl, cfg, m in done:
-            row = measurement_row(key, fp, op, m)
-            rows[(impl.name, config_json(cfg))] = row
-            new.append(row)
-        self._store_fingerprint(problem)
-        self._db_do("put_measurements", new)
-        return rows
+        return done
 
     def _store_fingerprint(self, problem: Any) -> None:
         fp = self.fp(problem)

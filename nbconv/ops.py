@@ -86,7 +86,7 @@ def tuner() -> Tuner:
     """The module's Tuner (global registry, reference verifier, knobs, machine fingerprint)."""
     global _tuner
     if _tuner is None:
-        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=make_args)
+        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=_make_args)
         _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings)
         with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
             _tuner.db.migrate_keys("problem-key-device", key_with_device)
@@ -104,13 +104,28 @@ def _simulated(p) -> bool:
     return p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated()
 
 
+def _resident(p, arrays):
+    """A "cuda" Problem is tuned with its input already on the device (copied once here), so that
+    a candidate's time is its kernel's; the copies a numpy call adds are measured apart
+    (`explain`'s "transfer"). Weights stay as given: `prepare` uploads them outside the timing."""
+    if p.device == "cpu" or not arrays or impls.cuda.status() is not True:
+        return arrays                   # (where CUDA cannot run, the tuner says why)
+    return impls.cuda.arrays().resident(arrays)
+
+
+def _make_args(op, p, seed=0):
+    return _resident(p, make_args(op, p, seed))
+
+
 def _select(op, p, arrays=None):
     """The tuner's decision; under numba's CUDA simulator a "cuda" Problem's timings mean nothing,
     so it is decided by priority (mode `off`) and no simulated timing is stored."""
+    if p.device == "cpu":
+        return tuner().select(op, p, arrays)
     if _simulated(p):
         with tuner().using(mode="off"):
             return tuner().select(op, p, arrays)
-    return tuner().select(op, p, arrays)
+    return tuner().select(op, p, _resident(p, arrays))
 
 
 def _call(op, p, arrays):
@@ -181,10 +196,18 @@ def chosen(op: str, p) -> tuple:
 
 
 def explain(op: str, p, arrays=None, *, measure: bool = True) -> dict:
+    """The tuner's explanation; for a "cuda" Problem measured on a GPU, also "transfer": the
+    seconds a numpy call adds copying the input in and the output back ({"copy_in_s",
+    "copy_out_s"}), apart from the kernel times (taken on device-resident arrays)."""
+    if p.device == "cpu":
+        return tuner().explain(op, p, arrays, measure=measure)
     if _simulated(p):                   # nothing simulated is measured
         with tuner().using(mode="off"):
             return tuner().explain(op, p, arrays, measure=False)
-    return tuner().explain(op, p, arrays, measure=measure)
+    ex = tuner().explain(op, p, _resident(p, arrays), measure=measure)
+    if measure and impls.cuda.status() is True:
+        ex["transfer"] = impls.cuda.arrays().transfer_times(p)
+    return ex
 
 
 def records(*, all_machines: bool = False, op: str | None = None) -> list[dict]:

@@ -187,3 +187,60 @@ def test_the_asv_cuda_classes_skip_under_the_simulator_and_run_given_a_device(mo
         bench.time_with_transfer(impl, shape)
     with pytest.raises(NotImplementedError, match="conv_winograd_cuda does not apply"):
         bench_cuda.CudaConv().setup("conv_winograd_cuda", "conv1x1_28")
+
+
+def test_winograds_nan_check_on_a_device_output_copies_one_flag_not_the_array(monkeypatch):
+    """The NaN/Inf fallback check of a tile-mixing kernel runs on the device: a device call
+    brings back one int32, and a NaN in the input still ends where the reference puts it."""
+    from cuda_cases import SIM
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+    p = SIM["conv"]["r2_3x3_valid_odd"]
+    x, w, b = ops.make_args("conv", p)
+    copied = []
+    real = FakeCUDAArray.copy_to_host
+
+    def counting(self, *args, **kw):
+        copied.append(self.size)
+        return real(self, *args, **kw)
+    monkeypatch.setattr(FakeCUDAArray, "copy_to_host", counting)
+    with ops.tuning(force="conv_winograd_cuda"):
+        y = ops.conv(cuda.to_device(x), w, b, p)
+        assert copied == [1]                          # the flag: the output stayed on the device
+        assert reference.rel_error(real(y), reference.conv(x, w, b, p)) <= 1e-5
+        x[0, 2, 3, 1] = np.nan
+        y = real(ops.conv(cuda.to_device(x), w, b, p))
+    assert np.array_equal(np.isnan(y), np.isnan(reference.conv(x, w, b, p)))
+
+
+@pytest.mark.requires_gpu
+def test_on_a_gpu_foreign_device_arrays_dlpack_and_copy_times():
+    """What the simulator cannot show: real `__cuda_array_interface__` pointers (numba's own, and a
+    PyTorch CUDA tensor's when torch has CUDA), a CUDA DLPack capsule, and measured copy times."""
+    d = cuda.to_device(X)
+
+    class Foreign:
+        def __init__(self, owner):
+            self.owner, self.__cuda_array_interface__ = owner, owner.__cuda_array_interface__
+
+    class DLPackOnly:
+        def __init__(self, t):
+            self.t = t
+
+        def __dlpack_device__(self):
+            return self.t.__dlpack_device__()
+
+        def __dlpack__(self, **kw):
+            return self.t.__dlpack__(**kw)
+    layer = layers.Conv2D(3, 2, activation="relu")
+    inputs = [Foreign(d)]
+    from benchmarks.gpu_check import torch_cuda
+    if torch_cuda() is None:
+        import torch
+        t = torch.as_tensor(X, device="cuda")
+        inputs += [t, DLPackOnly(t)]
+    for a in inputs:
+        y = layer(a)
+        assert runtime_cuda.is_device(y)
+        assert reference.rel_error(y.copy_to_host(), _expected(layer, X)) <= 1e-5
+    times = arrays_cuda.transfer_times(device.problem(layer._problem(X.shape)))
+    assert times["copy_in_s"] > 0 and times["copy_out_s"] > 0

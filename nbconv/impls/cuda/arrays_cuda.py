@@ -142,6 +142,21 @@ def activation_kernel(y, kind):
     y[i] = v
 
 
+@cuda.jit(fastmath=False)
+def nonfinite_kernel(y, flag):
+    i = cuda.grid(1)
+    if i < y.size and (math.isnan(y[i]) or math.isinf(y[i])):
+        flag[0] = 1
+
+
+def all_finite(y) -> bool:
+    """No NaN/Inf in a device array, checked on the device: one int32 comes back, not the array."""
+    flag = cuda.to_device(np.zeros(1, np.int32))
+    if y.size:
+        nonfinite_kernel[math.ceil(y.size / 256), 256](y.reshape(y.size), flag)
+    return int(flag.copy_to_host()[0]) == 0
+
+
 def activate(y, name: str):
     """y (a fresh device output) with the activation `name` applied in place."""
     kind = DEVICE_ACTIVATIONS[name]

@@ -45,6 +45,17 @@ class ClaimsCuda:
         return self.a.__dlpack__()
 
 
+def _count(monkeypatch, owner, name, what):
+    """Replace owner.name by a wrapper appending what(first argument) to the returned list."""
+    seen, real = [], getattr(owner, name)
+
+    def counting(first, *rest, **kw):
+        seen.append(what(first))
+        return real(first, *rest, **kw)
+    monkeypatch.setattr(owner, name, counting)
+    return seen, real
+
+
 def _expected(layer, x):
     """The float64 reference of the layer's op on its own arrays, then its activation."""
     p = next(q for q in layer._problems.values() if not isinstance(q, tuple))
@@ -93,13 +104,7 @@ def test_a_cuda_array_interface_input_is_read_in_place():
 
 
 def test_weights_are_uploaded_once_per_layer(monkeypatch):
-    uploads = []
-    real = cuda.to_device
-
-    def counting(a, *rest, **kw):
-        uploads.append(a.shape)
-        return real(a, *rest, **kw)
-    monkeypatch.setattr(cuda, "to_device", counting)
+    uploads, real = _count(monkeypatch, cuda, "to_device", lambda a: a.shape)
     layer = layers.Conv2D(3, 2, activation="relu")
     xd = real(X)
     layer(xd)
@@ -196,13 +201,7 @@ def test_winograds_nan_check_on_a_device_output_copies_one_flag_not_the_array(mo
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
     p = SIM["conv"]["r2_3x3_valid_odd"]
     x, w, b = ops.make_args("conv", p)
-    copied = []
-    real = FakeCUDAArray.copy_to_host
-
-    def counting(self, *args, **kw):
-        copied.append(self.size)
-        return real(self, *args, **kw)
-    monkeypatch.setattr(FakeCUDAArray, "copy_to_host", counting)
+    copied, real = _count(monkeypatch, FakeCUDAArray, "copy_to_host", lambda a: a.size)
     with ops.tuning(force="conv_winograd_cuda"):
         y = ops.conv(cuda.to_device(x), w, b, p)
         assert copied == [1]                          # the flag: the output stayed on the device

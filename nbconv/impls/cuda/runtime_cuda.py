@@ -139,6 +139,27 @@ def geometry(p: Problem) -> tuple:
             *five(p.dilation, 1), *five([lo for lo, _ in p.pads], 0))
 
 
+@cuda.jit(device=True, inline="always")
+def output_index(t, last, c_, OD, OH, OW):
+    """(n, channel, od, oh, ow) of flat output index t in memory order (channels innermost for
+    channels_last, width for channels_first): the one-thread-per-output kernels' decomposition.
+    Inlined at Numba IR level: no call, and `cuda.compile_ptx` needs no driver for it."""
+    c = 0
+    if last:
+        c = t % c_
+        t //= c_
+    ow = t % OW
+    t //= OW
+    oh = t % OH
+    t //= OH
+    od = t % OD
+    t //= OD
+    if not last:
+        c = t % c_
+        t //= c_
+    return t, c, od, oh, ow
+
+
 def event_timer(call, n: int) -> float:
     """The tuner's clock on a GPU: CUDA events around n calls (seconds)."""
     start, end = cuda.event(), cuda.event()

@@ -6,7 +6,9 @@ the float64 `nbconv.reference` as the verifier; the decision is then memoised pe
 
 Around the kernel, ops owns (carried out by `nbconv.runner.Runner`, one per decision):
 - the array adapter: arrays are handed to the kernel where the Problem's device wants them
-  (`cpu`: numpy arrays, as the layers give them);
+  (`cpu`: numpy arrays, as the layers give them; `cuda`: numpy, or any CUDA device array viewed
+  as a numba one). A "cuda" Problem is tuned on a device copy of its input (kernel time alone);
+  `explain` reports the copies a numpy call adds apart;
 - the prepared-data cache: an implementation's `prepare(w, b, p, **config)` result (transformed
   weights, device copies) is made once per weight arrays and decision and reused on every call.
   It is keyed on the weight arrays' identity: weights change by replacing the arrays (as

@@ -146,3 +146,17 @@ def test_the_asv_cuda_classes_are_not_applicable_without_a_gpu():
         with pytest.raises(NotImplementedError, match="no GPU here"):
             cls().setup(cls.params[0][0], cls.params[1][0])
     assert not any(m == "numba.cuda" or m.startswith("numba.cuda.") for m in sys.modules)
+
+
+def test_explain_prints_the_copy_times_of_a_numpy_call_apart(monkeypatch, capsys):
+    """What `nbconv explain` shows for a "cuda" Problem on a GPU (ops.explain's "transfer" is
+    measured only there): the copy-in/out time a numpy call adds, apart from the kernel rows."""
+    from nbconv import cli, ops
+    real = ops.explain
+
+    def with_copies(op, p, arrays=None, *, measure=True):
+        return {**real(op, p, arrays, measure=measure), "transfer": {"copy_in_s": 2e-4, "copy_out_s": 1e-4}}
+    monkeypatch.setattr(ops, "explain", with_copies)
+    p = make_problem("maxpool", (1, 4, 4, 2), rank=2, kernel=(2, 2), strides=(2, 2))
+    assert cli.main(["explain", p.key(), "--no-measure", "--no-peak"]) == 0
+    assert "numpy in/out adds 0.2000 ms copy in, 0.1000 ms copy out" in capsys.readouterr().out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import time
 
 # fp32 lanes per SM by compute capability (CUDA C Programming Guide, arithmetic throughput table)
 FP32_PER_SM = {(6, 0): 64, (7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=None, help="override the shapes' batch size")
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--time-limit", type=float, default=200.0,
+                    help="seconds: no new shape is started after this (the script stays under 8 min)")
     ap.add_argument("--simulate", action="store_true",
                     help="numba's CUDA simulator, one tiny shape: checks the script, measures nothing")
     args = ap.parse_args(argv)
@@ -125,8 +128,11 @@ def main(argv=None) -> int:
         print(f"# cuDNN anchor skipped: {no_torch}")
     print(f"{'shape':<18}{'best CUDA kernel':<44}{'ms':>8}{'copy ms':>9}{'cuDNN ms':>10}{'x cuDNN':>9}"
           f"{'TF32 ms':>9}{'x TF32':>8}{'% peak':>8}{'% bw':>7}{'err':>9}")
-    worst = 0.0
+    worst, start = 0.0, time.perf_counter()
     for name, p in _shapes(args):
+        if time.perf_counter() - start > args.time_limit:
+            print(f"# stopped before {name}: --time-limit {args.time_limit:g} s reached")
+            break
         p = p.with_(device="cuda")
         x, w, b = ops.make_args("conv", p)
         xd = cuda.to_device(x)

@@ -130,13 +130,24 @@ def _select(op, p, arrays=None):
     return tuner().select(op, p, _resident(p, arrays))
 
 
+def _finite(a) -> bool:
+    """No NaN/Inf in an input; one in CUDA memory is checked there (one flag comes back)."""
+    if isinstance(a, np.ndarray):
+        return bool(np.isfinite(a).all())
+    if impls.cuda.on_device(a) and impls.cuda.status() is True:
+        cuda = impls.cuda.arrays()
+        d = cuda.as_device(a, "x")
+        return not d.is_c_contiguous() or cuda.all_finite(d)   # (non-contiguous: refused later)
+    return True
+
+
 def _call(op, p, arrays):
     """The path of a call not decided for this Problem object: memo by value, else the tuner."""
     hit = _memo.get(p)
     if hit is None or p.op != op:
         # Tune on the caller's arrays unless they hold NaN/Inf: kernels that reorder sums may
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
-        finite = all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in arrays)
+        finite = all(_finite(a) for a in arrays)
         d = _select(op, p, arrays if finite else None)
         hit = _memo[p] = Runner(op, p, d.impl, d.config)
     if _recording is not None:

@@ -240,6 +240,9 @@ def cmd_explain(a) -> int:
         table(["candidate", "applies", "status", "compile s", "estimate ms", "median ms", "IQR %",
                "GFLOP/s", "GB/s", "% peak", "error", "", "note"], rows)
         print("  " + (_decision_line(ex["decision"]) if ex["decision"] else f"no decision: {ex['error']}"))
+        if (tr := ex.get("transfer")) and tr["copy_in_s"] is not None:   # "cuda": times above are on-device
+            print(f"  numpy in/out adds {tr['copy_in_s'] * 1e3:.4f} ms copy in, "
+                  f"{tr['copy_out_s'] * 1e3:.4f} ms copy out")
         print()
     return 0
 

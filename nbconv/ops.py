@@ -6,7 +6,9 @@ the float64 `nbconv.reference` as the verifier; the decision is then memoised pe
 
 Around the kernel, ops owns (carried out by `nbconv.runner.Runner`, one per decision):
 - the array adapter: arrays are handed to the kernel where the Problem's device wants them
-  (`cpu`: numpy arrays, as the layers give them);
+  (`cpu`: numpy arrays, as the layers give them; `cuda`: numpy, or any CUDA device array viewed
+  as a numba one). A "cuda" Problem is tuned on a device copy of its input (kernel time alone);
+  `explain` reports the copies a numpy call adds apart;
 - the prepared-data cache: an implementation's `prepare(w, b, p, **config)` result (transformed
   weights, device copies) is made once per weight arrays and decision and reused on every call.
   It is keyed on the weight arrays' identity: weights change by replacing the arrays (as
@@ -87,7 +89,7 @@ def tuner() -> Tuner:
     """The module's Tuner (global registry, reference verifier, knobs, machine fingerprint)."""
     global _tuner
     if _tuner is None:
-        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=make_args)
+        verifier = Verifier(reference=_reference, error=_error, tolerance=_tolerance, make_args=_make_args)
         _tuner = Tuner(registry, verifier, fingerprint=_fingerprint, settings=knobs.tuner_settings,
                        features=features)
         with contextlib.suppress(sqlite3.Error):       # the tuner warns and goes on in memory
@@ -106,13 +108,39 @@ def _simulated(p) -> bool:
     return p.device != "cpu" and impls.cuda.status() is True and impls.cuda.simulated()
 
 
+def _resident(p, arrays):
+    """A "cuda" Problem is tuned with its input already on the device (copied once here), so that
+    a candidate's time is its kernel's; the copies a numpy call adds are measured apart
+    (`explain`'s "transfer"). Weights stay as given: `prepare` uploads them outside the timing."""
+    if p.device == "cpu" or not arrays or impls.cuda.status() is not True:
+        return arrays                   # (where CUDA cannot run, the tuner says why)
+    return impls.cuda.arrays().resident(arrays)
+
+
+def _make_args(op, p, seed=0):
+    return _resident(p, make_args(op, p, seed))
+
+
 def _select(op, p, arrays=None):
     """The tuner's decision; under numba's CUDA simulator a "cuda" Problem's timings mean nothing,
     so it is decided by priority (mode `off`) and no simulated timing is stored."""
+    if p.device == "cpu":
+        return tuner().select(op, p, arrays)
     if _simulated(p):
         with tuner().using(mode="off"):
             return tuner().select(op, p, arrays)
-    return tuner().select(op, p, arrays)
+    return tuner().select(op, p, _resident(p, arrays))
+
+
+def _finite(a) -> bool:
+    """No NaN/Inf in an input; one in CUDA memory is checked there (one flag comes back)."""
+    if isinstance(a, np.ndarray):
+        return bool(np.isfinite(a).all())
+    if impls.cuda.on_device(a) and impls.cuda.status() is True:
+        cuda = impls.cuda.arrays()
+        d = cuda.as_device(a, "x")
+        return not d.is_c_contiguous() or cuda.all_finite(d)   # (non-contiguous: refused later)
+    return True
 
 
 def _call(op, p, arrays):
@@ -121,7 +149,7 @@ def _call(op, p, arrays):
     if hit is None or p.op != op:
         # Tune on the caller's arrays unless they hold NaN/Inf: kernels that reorder sums may
         # legitimately differ there, and a verdict of "wrong" would be stored for the shape.
-        finite = all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in arrays)
+        finite = all(_finite(a) for a in arrays)
         d = _select(op, p, arrays if finite else None)
         hit = _memo[p] = Runner(op, p, d.impl, d.config)
     if _recording is not None:
@@ -183,10 +211,18 @@ def chosen(op: str, p) -> tuple:
 
 
 def explain(op: str, p, arrays=None, *, measure: bool = True) -> dict:
+    """The tuner's explanation; for a "cuda" Problem measured on a GPU, also "transfer": the
+    seconds a numpy call adds copying the input in and the output back ({"copy_in_s",
+    "copy_out_s"}), apart from the kernel times (taken on device-resident arrays)."""
+    if p.device == "cpu":
+        return tuner().explain(op, p, arrays, measure=measure)
     if _simulated(p):                   # nothing simulated is measured
         with tuner().using(mode="off"):
             return tuner().explain(op, p, arrays, measure=False)
-    return tuner().explain(op, p, arrays, measure=measure)
+    ex = tuner().explain(op, p, _resident(p, arrays), measure=measure)
+    if measure and impls.cuda.status() is True:
+        ex["transfer"] = impls.cuda.arrays().transfer_times(p)
+    return ex
 
 
 def records(*, all_machines: bool = False, op: str | None = None) -> list[dict]:

@@ -30,6 +30,13 @@ def host_copy(a):
     return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
+def finite(y) -> bool:
+    """Whether every value is finite; a device array is checked on the device (no host copy)."""
+    if isinstance(y, np.ndarray):
+        return math.isfinite(np.add.reduce(y, axis=None))   # NaN/Inf anywhere makes the sum so
+    return impls.cuda.arrays().all_finite(y)
+
+
 # -- one decided call ---------------------------------------------------------------------------
 def _fallback(op, p):
     """The op's lowest-priority applicable impl that does not mix tiles (the direct loops)."""
@@ -99,7 +106,7 @@ class Runner:
                 y = fn(*arrays, p, **cfg)
             else:
                 y = fn(*arrays, p, prepared=prepared.get(arrays[1:]), **cfg)
-            if impl.mixes_tiles and not math.isfinite(np.add.reduce(host_copy(y), axis=None)):
+            if impl.mixes_tiles and not finite(y):
                 return self._redo(arrays, y)
             return y
         self.call = call

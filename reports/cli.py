@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import asv_results, figures, html, machine, sweep, timing, torch_anchor, yardsticks
+from . import asv_results, figures, gpu, html, machine, sweep, timing, torch_anchor, yardsticks
 
 
 def parse(argv):
@@ -142,7 +142,7 @@ def page(figs: dict, tables: dict) -> list:
     order = [("figure", "reference_shapes"), ("figure", "peak_fraction"),
              ("table", "Reference shapes"), ("table", "Geometric mean"), ("table", "Tuner decisions"),
              ("figure", "kernel_sweep"), ("figure", "pool_sweep"), ("table", "Pooling"),
-             ("table", "Every candidate"), ("asv", "asv")]
+             ("table", "Every candidate"), ("table", "GPU"), ("asv", "asv")]
     out = []
     for kind, name in order:
         if kind == "figure" and name in figs:
@@ -195,6 +195,7 @@ def main(argv=None) -> int:
         files.append("decisions.csv")
     figs = figures.all_figures(df, anchors, out / "figures")
     tables = summary_tables(df, decisions, anchors)
+    tables.update(gpu.from_database())             # only where a GPU was used: its "cuda" rows
     if asv_df is not None and not asv_df.empty:
         asv_df.to_csv(out / "asv_results.csv", index=False)
         files.append("asv_results.csv")

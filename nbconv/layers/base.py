@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from ..impls.cuda import on_device
 from . import initializers, symbolic
 from .args import standardize_dtype
 
@@ -137,11 +138,16 @@ class Layer:
     def _build(self, input_shape):
         """Create weights; override where the layer has any."""
 
+    _on_device = None        # (self, device array, shape) -> device output, where the layer has CUDA kernels
     _takes_training = False  # Dropout reads `training`; other layers accept and ignore it, as Keras
 
     def __call__(self, inputs, *args, **kwargs):
-        if type(inputs) is not np.ndarray and symbolic.any_symbolic(inputs):
-            return symbolic.symbolic_call(self, inputs, kwargs)
+        if type(inputs) is not np.ndarray:
+            if symbolic.any_symbolic(inputs):
+                return symbolic.symbolic_call(self, inputs, kwargs)
+            if on_device(inputs):        # CUDA memory: layers with CUDA kernels keep it there
+                from . import device
+                return device.call(self, inputs, args, kwargs)
         if not self._takes_training:
             kwargs.pop("training", None)
         x = self._prepare(inputs)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import knobs, ops
 from ..spec import make_problem
-from . import activations, initializers
+from . import activations, device, initializers
 from .args import check_bool, standardize_data_format, standardize_padding, standardize_tuple
 from .base import Layer, WeightView, keep_object, serialize_object
 
@@ -156,6 +156,10 @@ class ConvLayer(Layer):
 
     def call(self, x):
         return self.activation(ops.conv(x, self._kernel, self._bias, self._problem(x.shape)))
+
+    def _on_device(self, x, shape):
+        """The conv of a CUDA device input, before the activation (layers.device applies it)."""
+        return ops.conv(x, self._kernel, self._bias, device.problem(self._problem(shape)))
 
     # -- config --------------------------------------------------------------------------------------
     def _weight_config(self, *names):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from . import device
 from .args import positive_int
 from .base import WeightView
 from .conv_base import ConvLayer, rank_arguments
@@ -110,6 +111,11 @@ class BaseSeparableConv(ConvLayer):
         depthwise, pointwise = self._problem(x.shape)
         mid = ops.conv(x, self._depthwise, self._depthwise_bias, depthwise)
         return self.activation(ops.conv(mid, self._kernel, self._bias, pointwise))
+
+    def _on_device(self, x, shape):
+        depthwise, pointwise = device.problem(self._problem(shape))
+        mid = ops.conv(x, self._depthwise, self._depthwise_bias, depthwise)   # stays on the device
+        return ops.conv(mid, self._kernel, self._bias, pointwise)
 
     def get_config(self):
         config = super().get_config()

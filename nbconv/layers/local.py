@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import knobs, ops
 from ..spec import make_problem
-from . import activations, initializers
+from . import activations, device, initializers
 from .args import check_bool, positive_int, standardize_data_format, standardize_padding, standardize_tuple
 from .base import Layer, WeightView, keep_object, serialize_object
 
@@ -201,6 +201,10 @@ class BaseLocallyConnected(Layer):
     def call(self, x):
         w, b = self._canonical
         return self.activation(ops.local(x, w, b, self._problem(x.shape)))
+
+    def _on_device(self, x, shape):
+        w, b = self._canonical
+        return ops.local(x, w, b, device.problem(self._problem(shape)))
 
     def get_config(self):
         config = super().get_config()

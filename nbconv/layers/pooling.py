@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import knobs, ops
 from ..spec import make_problem
+from . import device
 from .args import check_bool, standardize_data_format, standardize_padding, standardize_tuple
 from .base import Layer
 from .conv import conv_output_length
@@ -60,6 +61,9 @@ class BasePooling(Layer):
 
     def call(self, x):
         return ops.pool(x, self._problem(x.shape))
+
+    def _on_device(self, x, shape):
+        return ops.pool(x, device.problem(self._problem(shape)))
 
     def get_config(self):
         config = super().get_config()
@@ -121,12 +125,23 @@ class BaseGlobalPooling(Layer):
     def _pool(self, x):
         hit = self._problems.get(x.shape)
         if hit is None:
-            spatial = x.shape[1:-1] if self.data_format == "channels_last" else x.shape[2:]
-            p = make_problem(self._op, x.shape, rank=self.rank, kernel=spatial, strides=spatial,
-                             padding="valid", layout=self.data_format, dtype=self.dtype,
-                             device=knobs.device())
-            hit = self._problems[x.shape] = (p, self.compute_output_shape(x.shape))
+            hit = self._global_problem(x.shape)
         return ops.pool(x, hit[0]).reshape(hit[1])
+
+    def _global_problem(self, shape):
+        """(the pool Problem over the whole spatial extent, the output shape), made once per shape."""
+        spatial = shape[1:-1] if self.data_format == "channels_last" else shape[2:]
+        p = make_problem(self._op, shape, rank=self.rank, kernel=spatial, strides=spatial,
+                         padding="valid", layout=self.data_format, dtype=self.dtype, device=knobs.device())
+        hit = self._problems[shape] = (p, self.compute_output_shape(shape))
+        return hit
+
+    def _on_device(self, x, shape, mask=None):
+        if mask is not None:
+            raise TypeError(f"Input 0 of layer '{self.name}': a `mask` has no CUDA path; "
+                            "pass host (numpy) arrays")
+        p, out = self._problems.get(shape) or self._global_problem(shape)
+        return ops.pool(x, device.problem(p)).reshape(out)
 
     def call(self, x):
         return self._pool(x)

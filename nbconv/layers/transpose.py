@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import ops
 from ..spec import effective_kernel
+from . import device
 from .args import positive_int, standardize_tuple
 from .base import WeightView
 from .conv_base import ConvLayer, rank_arguments
@@ -86,6 +87,13 @@ class BaseConvTranspose(ConvLayer):
             z[(*lead, *steps)] = x
             x = z
         return self.activation(ops.conv(x, self._kernel, self._bias, p))
+
+    def _on_device(self, x, shape):
+        if any(s > 1 for s in self.strides):
+            raise TypeError(f"Input 0 of layer '{self.name}': a transposed conv with strides "
+                            f"{self.strides} > 1 has no CUDA path (its zero insertion runs on the host); "
+                            "pass a host (numpy) array")
+        return ops.conv(x, self._kernel, self._bias, device.problem(self._problem(shape)[0]))
 
     def get_config(self):
         config = super().get_config()

@@ -15,7 +15,15 @@ GEOM = (I64,) * 3 + (I64,) * 3 + (I64,) * 12          # D H W, OD OH OW, KD..PW
 
 
 def _kernels():
-    from nbconv.impls.cuda import direct_cuda, igemm_cuda, local_cuda, pool_cuda, tiled_cuda, winograd_cuda
+    from nbconv.impls.cuda import (
+        arrays_cuda,
+        direct_cuda,
+        igemm_cuda,
+        local_cuda,
+        pool_cuda,
+        tiled_cuda,
+        winograd_cuda,
+    )
     flag = types.boolean
     yield "conv_direct", direct_cuda.conv_direct_kernel, (F32, F32, F32, F32, flag) + (I64,) * 4 + GEOM
     yield "pool", pool_cuda.pool_kernel, (F32, F32, types.boolean, types.boolean) + (I64,) * 2 + GEOM
@@ -23,6 +31,8 @@ def _kernels():
     for cfg in tiled_cuda.CONFIGS:
         name = f"tiled_rp{cfg['rp']}_rf{cfg['rf']}"
         yield name, tiled_cuda.make_kernel(cfg["rp"], cfg["rf"]), (F32,) * 4 + (flag,) + (I64,) * 3 + GEOM
+    yield "activation", arrays_cuda.activation_kernel, (F32, I64)
+    yield "nonfinite", arrays_cuda.nonfinite_kernel, (F32, types.int32[::1])
     yield "winograd_in", winograd_cuda.input_transform, (F32, F32) + (I64,) * 8
     yield "winograd_gemm", winograd_cuda.batched_gemm, (F32, F32, F32) + (I64,) * 3
     yield "winograd_out", winograd_cuda.output_transform, (F32, F32, F32) + (I64,) * 6

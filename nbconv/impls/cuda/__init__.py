@@ -17,6 +17,10 @@ from importlib import metadata
 # one module per algorithm, each registering its kernels when imported
 KERNEL_MODULES = ("direct_cuda", "pool_cuda", "local_cuda", "igemm_cuda", "tiled_cuda", "winograd_cuda")
 ADAPTERS: dict = {}        # filled with "cuda" by load(): nbconv.ops reads it
+DEVICE_ARRAYS = ("DeviceNDArray", "MappedNDArray", "FakeCUDAArray")   # numba's (and the simulator's)
+DLPACK_CUDA = (2, 13)      # DLPack device types a kernel can read: CUDA, CUDA managed
+# activations a layer applies on the device (arrays_cuda.activation_kernel's codes; -1: none)
+DEVICE_ACTIVATIONS = {"linear": -1, "relu": 0, "relu6": 1, "sigmoid": 2, "tanh": 3, "silu": 4, "swish": 4}
 _loaded: list = []
 _status: list = []
 
@@ -61,6 +65,29 @@ def describe() -> dict:
     if status() is not True:
         return {"gpu": "none", "why": status()}
     return importlib.import_module(".runtime_cuda", __name__).describe()
+
+
+def on_device(a) -> bool:
+    """Whether `a` is an array in CUDA device memory: a numba device array, anything with
+    `__cuda_array_interface__` (CuPy, PyTorch CUDA tensors) or with a CUDA `__dlpack_device__`.
+    Looks only at attributes: numba.cuda is not imported."""
+    if type(a).__name__ in DEVICE_ARRAYS:
+        return True
+    try:
+        if hasattr(a, "__cuda_array_interface__"):
+            return True
+        probe = getattr(a, "__dlpack_device__", None)
+        return probe is not None and int(probe()[0]) in DLPACK_CUDA
+    except Exception:          # an object whose probe raises is not a device array we can read
+        return False
+
+
+def arrays():
+    """The module turning device inputs into numba device arrays (`arrays_cuda`), where CUDA runs."""
+    ok = status()
+    if ok is not True:
+        raise ValueError(f"a CUDA device array was given, but CUDA cannot run here: {ok}")
+    return importlib.import_module(".arrays_cuda", __name__)
 
 
 def load() -> None:

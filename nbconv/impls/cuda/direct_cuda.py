@@ -24,6 +24,7 @@ from .runtime_cuda import (
     geometry,
     launch_check,
     output,
+    output_index,
     to_device,
     upload_weights,
 )
@@ -38,24 +39,7 @@ def conv_direct_kernel(x, w, b, out, last, n_, c_, f_, groups, D, H, W, OD, OH, 
     t = cuda.grid(1)
     if t >= n_ * f_ * OD * OH * OW:
         return
-    if last:
-        f = t % f_
-        r = t // f_
-        ow = r % OW
-        r //= OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        n = r // OD
-    else:
-        ow = t % OW
-        r = t // OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        r //= OD
-        f = r % f_
-        n = r // f_
+    n, f, od, oh, ow = output_index(t, last, f_, OD, OH, OW)
     cg = c_ // groups
     c0 = (f // (f_ // groups)) * cg
     step = 1 if last else D * H * W

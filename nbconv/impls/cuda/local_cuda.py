@@ -18,6 +18,7 @@ from .runtime_cuda import (
     finish,
     geometry,
     output,
+    output_index,
     to_device,
     upload_weights,
 )
@@ -29,24 +30,7 @@ def local_kernel(x, w, b, out, last, n_, c_, f_, D, H, W, OD, OH, OW, KD, KH, KW
     t = cuda.grid(1)
     if t >= n_ * f_ * OD * OH * OW:
         return
-    if last:
-        f = t % f_
-        r = t // f_
-        ow = r % OW
-        r //= OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        n = r // OD
-    else:
-        ow = t % OW
-        r = t // OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        r //= OD
-        f = r % f_
-        n = r // f_
+    n, f, od, oh, ow = output_index(t, last, f_, OD, OH, OW)
     pos = (od * OH + oh) * OW + ow
     step = 1 if last else D * H * W
     acc = float32(0)

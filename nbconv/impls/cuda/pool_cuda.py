@@ -14,7 +14,7 @@ from nbconv.tuner.registry import register
 
 from ...spec import Problem
 from .direct_cuda import _configs, launch
-from .runtime_cuda import applies_cuda, event_timer, finish, geometry, output, to_device
+from .runtime_cuda import applies_cuda, event_timer, finish, geometry, output, output_index, to_device
 
 
 @cuda.jit(fastmath=False)
@@ -23,24 +23,7 @@ def pool_kernel(x, out, is_max, last, n_, c_, D, H, W, OD, OH, OW, KD, KH, KW,
     t = cuda.grid(1)
     if t >= n_ * c_ * OD * OH * OW:
         return
-    if last:
-        c = t % c_
-        r = t // c_
-        ow = r % OW
-        r //= OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        n = r // OD
-    else:
-        ow = t % OW
-        r = t // OW
-        oh = r % OH
-        r //= OH
-        od = r % OD
-        r //= OD
-        c = r % c_
-        n = r // c_
+    n, c, od, oh, ow = output_index(t, last, c_, OD, OH, OW)
     acc = float32(-math.inf) if is_max else float32(0)
     count = 0
     for kd in range(KD):

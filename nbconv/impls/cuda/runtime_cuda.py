@@ -1,9 +1,10 @@
 """What the CUDA kernels share: device probe and description, arrays, launch limits, the timer.
 
 Arrays: a kernel given numpy arrays copies them to the device and its output back (numpy in,
-numpy out); given a numba device array (or, through `adapt`, any object with
-`__cuda_array_interface__`) it reads it in place and returns a device array. Weights are uploaded
-by the kernels' `prepare`, which nbconv.ops caches per weight arrays.
+numpy out); given a numba device array (or, through `adapt` and `arrays_cuda`, anything with
+`__cuda_array_interface__` or a CUDA `__dlpack__`) it reads it in place and returns a numba
+device array. Weights are uploaded by the kernels' `prepare`, which nbconv.ops caches per weight
+arrays.
 """
 from __future__ import annotations
 
@@ -48,25 +49,31 @@ def describe() -> dict:
 # -- arrays ------------------------------------------------------------------------------------
 def is_device(a) -> bool:
     """A numba device array (or the simulator's stand-in)."""
-    return type(a).__name__ in ("DeviceNDArray", "MappedNDArray", "FakeCUDAArray")
+    from . import DEVICE_ARRAYS
+    return type(a).__name__ in DEVICE_ARRAYS
 
 
 def adapt(arrays):
     """nbconv.ops' adapter for device "cuda": foreign device arrays (`__cuda_array_interface__`,
-    e.g. CuPy, PyTorch) become numba device arrays without a copy; numpy arrays pass (the kernel
-    copies them in and its output back)."""
-    return tuple(cuda.as_cuda_array(a) if hasattr(a, "__cuda_array_interface__") and not is_device(a)
-                 else a for a in arrays)
+    e.g. CuPy, PyTorch; CUDA `__dlpack__`) become numba device arrays without a copy; numpy arrays
+    pass (the kernel copies them in and its output back)."""
+    from . import on_device
+    from .arrays_cuda import as_device
+    return tuple(as_device(a, "array") if not is_device(a) and on_device(a) else a for a in arrays)
 
 
 def to_device(a, shape, name: str):
     """(flat float32 device array, was on host)."""
-    if hasattr(a, "__cuda_array_interface__") and not is_device(a):
-        a = cuda.as_cuda_array(a)
+    from . import on_device
+    if not is_device(a) and on_device(a):
+        from .arrays_cuda import as_device
+        a = as_device(a, name)
     if is_device(a):
         if tuple(a.shape) != tuple(shape) or a.dtype != np.float32:
             raise ValueError(f"{name}: expected a float32 device array of shape {shape}; "
                              f"got {a.dtype} {tuple(a.shape)}")
+        if not a.is_c_contiguous():
+            raise ValueError(f"{name}: a device array must be C-contiguous; got strides {tuple(a.strides)}")
         return a.reshape(math.prod(shape)), False
     h = np.asarray(a)
     if h.shape != tuple(shape):
@@ -130,6 +137,27 @@ def geometry(p: Problem) -> tuple:
     seen as 3-D (size-1 leading axes); P* are the low pads."""
     return (*five(p.spatial, 1), *five(p.out_spatial, 1), *five(p.kernel, 1), *five(p.strides, 1),
             *five(p.dilation, 1), *five([lo for lo, _ in p.pads], 0))
+
+
+@cuda.jit(device=True, inline="always")
+def output_index(t, last, c_, OD, OH, OW):
+    """(n, channel, od, oh, ow) of flat output index t in memory order (channels innermost for
+    channels_last, width for channels_first): the one-thread-per-output kernels' decomposition.
+    Inlined at Numba IR level: no call, and `cuda.compile_ptx` needs no driver for it."""
+    c = 0
+    if last:
+        c = t % c_
+        t //= c_
+    ow = t % OW
+    t //= OW
+    oh = t % OH
+    t //= OH
+    od = t % OD
+    t //= OD
+    if not last:
+        c = t % c_
+        t //= c_
+    return t, c, od, oh, ow
 
 
 def event_timer(call, n: int) -> float:

@@ -117,7 +117,6 @@ def test_the_report_gains_a_gpu_section_only_when_a_gpu_was_used():
     """reports/gpu.py on a made-up tuning database: cuda rows (what a GPU run stores) make the
     section, with the GPU's name from its fingerprint; CPU rows alone make none."""
     import pandas as pd
-
     from nbconv.reports import cli, gpu, html
     p = make_problem("conv", (1, 8, 8, 4), rank=2, kernel=(3, 3), out_channels=8, device="cuda")
     key = p.key()

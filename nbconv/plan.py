@@ -8,6 +8,8 @@ per weights and kept apart from the layers (whose weights, summary and config st
 - Activations (ReLU, relu6, swish, sigmoid, hard_sigmoid...) applied in place on a freshly made array
   that nothing else reads: a layer's own activation, or an Activation/ReLU layer that is the only
   reader of a convolution's, BatchNormalization's or merge's output.
+- Kernel taps that read only padding on the input shape met (a 3x3 'same' conv on a 1x1 map reads
+  data through its centre tap alone) are cut: the conv of the live taps, with the padding adjusted.
 - Intermediate arrays are released after their last reader.
 
 `Plan.valid()` says whether the plan still matches the weights: folded weights are derived from the
@@ -118,8 +120,48 @@ def _dense_problem(layer, shape):
     return p
 
 
-def conv_step(layer, kernel, bias, act):
+def _live_taps(n, k, s, d, lo, out):
+    """(first, last) kernel taps that read input (not only padding) along one axis."""
+    live = [r for r in range(k) if any(0 <= o * s + r * d - lo < n for o in range(out))]
+    return (live[0], live[-1]) if live else (0, k - 1)
+
+
+def trim(layer, p, kernel):
+    """A conv whose outer kernel taps read only padding on this input (a 3x3 'same' conv on a 1x1
+    map) as the conv of its live taps: (Problem, kernel), or None. Exact: the cut taps multiply zeros."""
+    if not isinstance(layer, (BaseConv, BaseDepthwiseConv)):
+        return None
+    taps, pads = [], []
+    for n, k, s, d, (lo, _), out in zip(p.spatial, p.kernel, p.strides, p.dilation, p.pads, p.out_spatial,
+                                       strict=True):
+        a, b = _live_taps(n, k, s, d, lo, out)
+        lo2 = lo - a * d
+        hi2 = max(0, (out - 1) * s + (b - a) * d + 1 - n - lo2)
+        if lo2 < 0 or (n + lo2 + hi2 - (b - a) * d - 1) // s + 1 != out:
+            return None
+        taps.append((a, b))
+        pads.append((lo2, hi2))
+    if all(b - a + 1 == k for (a, b), k in zip(taps, p.kernel, strict=True)):
+        return None
+    small = np.ascontiguousarray(kernel[tuple(slice(a, b + 1) for a, b in taps)])
+    q = layer._conv_problem(p.input_shape, kernel=tuple(b - a + 1 for a, b in taps), padding=tuple(pads),
+                            out_channels=p.out_channels, groups=p.groups)
+    return q, small
+
+
+def conv_step(layer, kernel, bias, act, trimmed=None):
     """One call of a conv/dense layer with the given (folded) kernel and bias, `act` applied in place."""
+    shapes: dict = {}            # input shape -> (Problem, kernel): dead taps trimmed where there are any
+
+    def conv(x):
+        hit = shapes.get(x.shape)
+        if hit is None:
+            p = layer._problem(x.shape)
+            hit = shapes[x.shape] = trim(layer, p, kernel) or (p, kernel)
+            if hit[0] is not p and trimmed is not None:
+                trimmed.append((layer.name, x.shape, p.kernel, hit[0].kernel))
+        return ops.conv(x, hit[1], bias, hit[0])
+
     def run(x):
         x = _entered(layer, x)
         if x.shape[0] == 0:             # nothing to compute, and nothing to compile
@@ -133,7 +175,7 @@ def conv_step(layer, kernel, bias, act):
             mid = ops.conv(x, layer._depthwise, layer._depthwise_bias, depthwise)
             y = ops.conv(mid, kernel, bias, pointwise)
         else:
-            y = ops.conv(x, kernel, bias, layer._problem(x.shape))
+            y = conv(x)
         return _activate(act, y, (x,))
     return run
 
@@ -166,6 +208,7 @@ class Plan:
         self._watch: list[tuple[Layer, list]] = []
         self.folded: list[tuple[str, str]] = []      # (conv, bn) names: what the plan rewrote
         self.fused: list[tuple[str, str]] = []       # (producer, activation) names
+        self.trimmed: list = []                      # (conv name, input shape, kernel, live kernel)
         skip, steps = set(), []
         for n in nodes:
             if id(n) in skip:
@@ -189,7 +232,7 @@ class Plan:
                     self.fused.append((layer.name, reader.layer.name))
                     skip.add(id(reader))
                     out = reader.output
-                fn = conv_step(layer, kernel, bias, act)
+                fn = conv_step(layer, kernel, bias, act, self.trimmed)
             elif isinstance(layer, _FRESH) and reader is not None and inplace_activation(reader.layer):
                 fn = activated_step(layer, inplace_activation(reader.layer))
                 self.fused.append((layer.name, reader.layer.name))

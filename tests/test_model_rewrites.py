@@ -117,3 +117,25 @@ def test_batch_zero_and_in_place_never_touches_inputs_or_outputs():
     assert np.array_equal(inp, keep) and model._plan.fused == []
     assert np.array_equal(yy, np.maximum(dd, 0)) and (dd < 0).any()
     assert [a.shape for a in model.predict(np.zeros((0, 5), "float32"))] == [(0, 4), (0, 4)]
+
+
+@pytest.mark.parametrize("size,kernel,strides,dilation,depthwise", [
+    (1, 3, 1, 1, False), (2, 5, 1, 1, False), (3, 7, 2, 1, False), (2, 3, 1, 2, False), (1, 3, 1, 1, True),
+    (4, 3, 2, 1, True), (5, 3, 1, 1, False)])
+def test_taps_that_read_only_padding_are_cut_exactly(size, kernel, strides, dilation, depthwise):
+    x = L.Input((size, size + 1, 4))
+    conv = (L.DepthwiseConv2D(kernel, strides, padding="same", dilation_rate=dilation, name="c") if depthwise
+            else L.Conv2D(6, kernel, strides, padding="same", dilation_rate=dilation, name="c"))
+    model = Model(x, L.BatchNormalization()(conv(x)))
+    realistic(model)
+    inp = rand((2, size, size + 1, 4))
+    model.rewrites = False
+    expect = model.predict(inp)
+    model.rewrites = True
+    got = model.predict(inp)
+    assert got.shape == expect.shape and reference.rel_error(got, expect) <= TOL
+    cut = [t for t in model._plan.trimmed if t[0] == "c"]
+    if size * 2 + 1 <= kernel * dilation or (size, kernel) == (1, 3):   # some taps see only padding
+        assert cut and cut[0][3] != cut[0][2]
+    if (size, kernel) == (5, 3):
+        assert not cut

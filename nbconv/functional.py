@@ -136,6 +136,9 @@ class Model:
             return [np.concatenate(p, axis=0) for p in zip(*parts, strict=True)]
         return np.concatenate(parts, axis=0)
 
+    def __getstate__(self):   # the execution plan holds closures: made again after unpickling
+        return {**self.__dict__, "_plan": None}
+
     # -- weights (each shared layer once, in layer order) -------------------------------------
     weights = _models.Sequential.weights
     trainable_weights = _models.Sequential.trainable_weights

@@ -12,7 +12,7 @@ per weights and kept apart from the layers (whose weights, summary and config st
   data through its centre tap alone) are cut: the conv of the live taps, with the padding adjusted.
 - Intermediate arrays are released after their last reader.
 
-`Plan.valid()` says whether the plan still matches the weights: folded weights are derived from the
+Functional models and Sequential ones (`chain_plan`) run through it. `Plan.valid()` says whether the plan still matches the weights: folded weights are derived from the
 arrays a layer holds, and `set_weights` replaces those arrays.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .layers.core import Activation, Dense, InputLayer
 from .layers.depthwise import BaseDepthwiseConv, BaseSeparableConv
 from .layers.merging import _Merge
 from .layers.normalization import BatchNormalization, ReLU
-from .layers.symbolic import KerasTensor, map_structure
+from .layers.symbolic import KerasTensor, Node, map_structure
 from .spec import Problem
 
 
@@ -190,6 +190,26 @@ def activated_step(layer, act):
 
 def _kernel_arrays(layer):
     return (layer._weight("kernel") if isinstance(layer, Dense) else layer._kernel), layer._bias
+
+
+class _Chain:
+    """A Sequential seen as a graph (nodes, inputs, outputs) for the plan; the layers are not touched."""
+
+    def __init__(self, layers, input_shape, shapes):
+        t = self.first = KerasTensor(input_shape, None, None)
+        self._nodes = []
+        for layer, shape in zip(layers, shapes, strict=True):
+            out = KerasTensor(shape, layer.dtype, layer)
+            self._nodes.append(Node(layer, t, {}, out))
+            t = out
+        self.inputs, self.outputs = [self.first], [t]
+
+
+def chain_plan(layers, input_shape, shapes):
+    chain = _Chain(layers, input_shape, shapes)
+    plan = Plan(chain)
+    plan.input_id = id(chain.first)
+    return plan
 
 
 class Plan:

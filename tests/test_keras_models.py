@@ -141,6 +141,7 @@ def _graph(lib):
 
 
 def test_functional_model_matches_keras_and_shares_weights():
+    L.clear_session()      # automatic names compared with Keras's: as in a fresh process
     km = keras.Model(*_graph(K))
     nm = Model(*_graph(L))
     assert [la.name for la in nm.layers] == [la.name for la in km.layers]

@@ -139,3 +139,22 @@ def test_taps_that_read_only_padding_are_cut_exactly(size, kernel, strides, dila
         assert cut and cut[0][3] != cut[0][2]
     if (size, kernel) == (5, 3):
         assert not cut
+
+
+def test_sequential_runs_through_the_plan_too():
+    import pickle
+
+    from nbconv.models import Sequential
+    model = Sequential([L.Input((7, 7, 2)), L.Conv2D(4, 3, use_bias=False), L.BatchNormalization(),
+                        L.ReLU(), L.Flatten(), L.Dense(3), L.BatchNormalization(), L.Activation("sigmoid")])
+    realistic(model)
+    x = rand((2, 7, 7, 2)) * 2
+    got = model.predict(x)
+    assert len(model._plan.folded) == 2 and len(model._plan.fused) == 2
+    model.rewrites = False
+    expect = model.predict(x)
+    assert reference.rel_error(got, expect) <= TOL
+    model.rewrites = True
+    assert reference.rel_error(pickle.loads(pickle.dumps(model)).predict(x), expect) <= TOL
+    model.pop()                                   # the plan follows the layers
+    assert model.predict(x).shape == (2, 3) and len(model._plan.steps) == 3

@@ -12,8 +12,9 @@ per weights and kept apart from the layers (whose weights, summary and config st
   data through its centre tap alone) are cut: the conv of the live taps, with the padding adjusted.
 - Intermediate arrays are released after their last reader.
 
-Functional models and Sequential ones (`chain_plan`) run through it. `Plan.valid()` says whether the plan still matches the weights: folded weights are derived from the
-arrays a layer holds, and `set_weights` replaces those arrays.
+Functional models and Sequential ones (`chain_plan`) run through it. `Plan.valid()` says whether the
+plan still matches the weights: folded weights are derived from the arrays a layer holds, and
+`set_weights` replaces those arrays.
 """
 from __future__ import annotations
 

@@ -118,7 +118,10 @@ def _resolve(args, made, where, depth=0):
 
 
 def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an operation's scalar argument); huge ints are refused, not converted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 2 ** 63 if isinstance(value, int) else math.isfinite(value)
 
 
 def _endpoints(spec, made, what):

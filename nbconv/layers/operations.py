@@ -31,7 +31,8 @@ class NumpyOperation(Layer):
         for a in args:
             if isinstance(a, bool) or not isinstance(a, (KerasTensor, np.ndarray, numbers.Real)):
                 raise ValueError(f"{where}: arguments must be tensors or real numbers. Received: {a!r}")
-            if isinstance(a, numbers.Real) and not math.isfinite(a):
+            if isinstance(a, numbers.Real) and not (abs(a) < 2 ** 63 if isinstance(a, numbers.Integral)
+                                                    else math.isfinite(a)):
                 raise ValueError(f"{where}: a number argument must be finite. Received: {a!r}")
         if all(isinstance(a, numbers.Real) for a in args):
             raise ValueError(f"{where}: at least one argument must be a tensor. Received: {args!r}")

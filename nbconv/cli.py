@@ -4,6 +4,7 @@ nbconv.reports.compare, nbconv.reports.cli and nbconv.reports.overhead.
 
     nbconv tune [--csv FILE] [--batch N] [--layout L] [--dtype D] [--retune]
     nbconv tune --model package.module:attr --input-shape 1,128,128,3
+    nbconv tune --model my.keras --batch 1,8   # every layer shape of a saved model, ahead of time
     nbconv tune --local-cluster 4 | --cluster tls://host:8786 --tls-ca-file ... (nbconv[distributed])
     nbconv explain 'conv/r2/float32/NHWC/n1/c64-64/g1/s56x56/k3x3/st1x1/d1x1/p1:1x1:1'
     nbconv explain "Conv2D(64, 3, padding='same')" --input-shape 1,56,56,64
@@ -11,6 +12,8 @@ nbconv.reports.compare, nbconv.reports.cli and nbconv.reports.overhead.
     nbconv tune --prune 3    # candidates the cost model puts 3x behind the best are not measured
     nbconv estimate-check --lists ../shared/shapes --train 60 --test 100   (nbconv.estimate_check)
     nbconv overhead          # a decided layer call vs the chosen kernel called directly
+    nbconv bench --model my.keras --batch 1,8    # whole model: nbconv vs Keras vs PyTorch, images/s
+    nbconv bench --networks all                  # the nine keras.applications networks
 """
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ USAGE_ERROR = 2
 # commands that measure live in the reports package and parse their own arguments
 DELEGATED = {"bench": "nbconv.reports.compare", "report": "nbconv.reports.cli",
              "overhead": "nbconv.reports.overhead"}
+MODEL_BENCH = "nbconv.reports.model_bench"   # `bench --model PATH` / `bench --networks all`
+
+
+def _bench_module(argv) -> str:
+    whole = any(a.split("=")[0] in ("--model", "--networks") for a in argv)
+    return MODEL_BENCH if whole else DELEGATED["bench"]
 
 
 def _delegate(module: str, argv, what: str) -> int:
@@ -37,6 +46,17 @@ def _delegate(module: str, argv, what: str) -> int:
     return int(mod.main(list(argv)) or 0)
 
 
+def _batches(text):
+    """One batch size (an int), or several (a tuple) for `tune --model`."""
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes are comma-separated integers: {text!r}") from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1: {text!r}")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="nbconv", description="Tune and inspect nbconv's kernels.")
     ap.add_argument("--db", help="tuning database path (default: NBCONV_TUNING_DB or the user cache)")
@@ -44,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tune", help="tune a CSV of shapes (default: the reference set) or a model")
     t.add_argument("--csv", help="CSV with columns name,N,H,W,C,K,R,S,stride,padding,groups")
-    t.add_argument("--model", help="package.module:attr naming a Sequential model (or a function making one)")
-    t.add_argument("--input-shape", help="model input shape, batch first, e.g. 1,128,128,3")
-    t.add_argument("--batch", type=int, help="override the batch size")
+    t.add_argument("--model", help="a .keras/.h5 file, or package.module:attr naming a model (or a function "
+                   "making one)")
+    t.add_argument("--input-shape", help="model input shape, batch first, e.g. 1,128,128,3 (default: the "
+                   "model's own, where it is fixed)")
+    t.add_argument("--batch", type=_batches, help="override the batch size; with --model, several: 1,8")
     t.add_argument("--layout", default="channels_last", choices=["channels_last", "channels_first"])
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     t.add_argument("--retune", action="store_true", help="measure again even if decisions are stored")
@@ -89,7 +111,9 @@ def main(argv=None) -> int:
                 if i == 2:
                     from . import knobs
                     knobs.set_tuning_db(argv[1])
-                return _delegate(DELEGATED[word], argv[i + 1:], word)
+                rest = argv[i + 1:]
+                module = _bench_module(rest) if word == "bench" else DELEGATED[word]
+                return _delegate(module, rest, word)
             break
     a = build_parser().parse_args(argv)
     if a.db:

@@ -130,38 +130,25 @@ def _random_input(shape, dtype):
     return np.random.default_rng(0).uniform(-1, 1, shape).astype(dtype)
 
 
-def _load_model(target: str):
-    mod_name, _, attr = target.partition(":")
-    if not attr:
-        raise SystemExit(f"nbconv: --model must look like package.module:attr. Received: {target!r}")
-    try:
-        obj = getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise SystemExit(f"nbconv: cannot load model {target!r}: {e}") from None
-    if not hasattr(obj, "layers") and callable(obj):
-        obj = obj()
-    if not hasattr(obj, "layers"):
-        raise SystemExit(f"nbconv: {target!r} is not a model with `.layers`")
-    return obj
+from .model_tuning import load_model_target as _load_model  # noqa: E402  (tune_cli uses it)
+from .model_tuning import model_problems as _model_problems  # noqa: E402
 
 
 # -- subcommands ------------------------------------------------------------------------------
 def cmd_tune(a) -> int:
-    if getattr(a, "cluster", None) or getattr(a, "local_cluster", None) is not None:
+    if isinstance(a.batch, tuple) and not a.model:
+        raise SystemExit(f"nbconv: several batch sizes ({a.batch}) need --model")
+    fleet = getattr(a, "cluster", None) or getattr(a, "local_cluster", None) is not None
+    if fleet and isinstance(a.batch, tuple):
+        raise SystemExit("nbconv: fleet tuning takes one --batch size")
+    if fleet:
         from .distributed.tune_cli import cmd_fleet_tune
         return cmd_fleet_tune(a)
     from . import ops
     rows = []
     if a.model:
-        if not a.input_shape:
-            raise SystemExit("nbconv: --model needs --input-shape (batch first), e.g. 1,128,128,3")
-        shape = ints(a.input_shape, "--input-shape")
-        if a.batch:
-            shape = (a.batch,) + shape[1:]
-        model = _load_model(a.model)
-        found = _problems_of_layers(model.layers, _random_input(shape, a.dtype))
-        items = [(name, op, p) for name, op, p in found]
-        decided = [(name, op, p, ops.decision(op, p)) for name, op, p in items]
+        found = _model_problems(_load_model(a.model), a)
+        decided = [(name, op, p, ops.decision(op, p)) for name, op, p in found]
     else:
         from .shapes import load_shapes
         shapes = load_shapes(a.csv, batch=a.batch, layout=a.layout, dtype=a.dtype)

@@ -7,6 +7,7 @@ from . import models as _models
 from .layers import InputLayer
 from .layers.base import to_snake_case, unique_name
 from .layers.symbolic import KerasTensor, map_structure
+from .plan import Plan
 
 
 def _as_list(x):
@@ -30,8 +31,9 @@ class Model:
                 raise ValueError(f"Model inputs must come from `Input()`. Received: {t!r}")
         self._nodes = self._topological_nodes()
         self._layers = []
-        for node in self._nodes:
-            if not any(node.layer is la for la in self._layers):
+        for node in self._nodes:  # Keras's operation nodes (x + 3.0) are not layers
+            if not getattr(node.layer, "_is_operation", False) and not any(node.layer is la
+                                                                          for la in self._layers):
                 self._layers.append(node.layer)
         names = [la.name for la in self._layers]
         for n in names:
@@ -39,6 +41,8 @@ class Model:
                 raise ValueError(f'The name "{n}" is used {names.count(n)} times in the model. '
                                  "All operation names should be unique.")
         self.built = True
+        self.rewrites = True   # False: run each layer as written (no folding), e.g. to compare
+        self._plan = None
 
     def _topological_nodes(self):
         order, state = [], {}
@@ -99,13 +103,21 @@ class Model:
                 raise ValueError(f"Input of model '{self.name}' is incompatible: expected shape {t.shape}, "
                                  f"found shape={x.shape}")
             values[id(t)] = x
-        for node in self._nodes:
-            if isinstance(node.layer, InputLayer):
-                continue
-            args = map_structure(lambda t: values[id(t)], node.args)
-            values[id(node.output)] = node.layer(args)
-        outs = [values[id(t)] for t in self.outputs]
+        if self.rewrites:
+            outs = self._execution_plan().run(values)
+        else:
+            for node in self._nodes:
+                if not isinstance(node.layer, InputLayer):
+                    values[id(node.output)] = node.layer(map_structure(lambda t: values[id(t)], node.args))
+            outs = [values[id(t)] for t in self.outputs]
         return outs[0] if not isinstance(self._nested_outputs, (list, tuple)) else outs
+
+    def _execution_plan(self):
+        """The inference rewrites (nbconv.plan), made on first use and again after weights change."""
+        plan = self.__dict__.get("_plan")
+        if plan is None or not plan.valid():
+            plan = self._plan = Plan(self)
+        return plan
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Runs the model over x in batches of `batch_size` (32 when None, as Keras)."""
@@ -124,13 +136,19 @@ class Model:
             return [np.concatenate(p, axis=0) for p in zip(*parts, strict=True)]
         return np.concatenate(parts, axis=0)
 
+    def __getstate__(self):   # the execution plan holds closures: made again after unpickling
+        return {**self.__dict__, "_plan": None}
+
     # -- weights (each shared layer once, in layer order) -------------------------------------
     weights = _models.Sequential.weights
     trainable_weights = _models.Sequential.trainable_weights
     non_trainable_weights = _models.Sequential.non_trainable_weights
     count_params = _models.Sequential.count_params
     get_weights = _models.Sequential.get_weights
-    set_weights = _models.Sequential.set_weights
+
+    def set_weights(self, weights):
+        self._plan = None
+        _models.Sequential.set_weights(self, weights)
 
     def _sequential_like(self):
         """Keras's test: a chain (one input per node, no shared layers, no branches)."""

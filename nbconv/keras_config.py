@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 
 from . import layers as L
 from .layers import base
+from .layers.operations import OPERATIONS, NumpyOperation
 
 DEFAULT_MAX_WEIGHTS = 1 << 29   # float elements (2 GiB of float32) a loaded model may hold
 MAX_LAYERS = 5000               # Keras's largest applications have ~1,000; graph building is O(n^2) at worst
@@ -64,6 +66,13 @@ def make_layer(entry):
         raise LoadError(f"A layer entry must be a dict with a `config` dict. Received: {str(entry)[:200]}")
     cls_name, config = entry.get("class_name"), entry["config"]
     where = f"Layer '{config.get('name')}' (class {cls_name!r})"
+    if entry.get("module") in OPERATIONS and cls_name in OPERATIONS[entry["module"]]:
+        name = config.get("name")
+        if (entry.get("registered_name") not in (None, cls_name) or set(entry) - _ENTRY_KEYS
+                or set(config) != {"name"} or not isinstance(name, str) or "/" in name):
+            raise LoadError(f"{where}: an operation entry holds exactly a `name` (a string without `/`) "
+                            f"in its config. Received: {str(entry)[:200]}")
+        return OPERATIONS[entry["module"]][cls_name](name=name)
     if cls_name in ("Lambda", "TFSMLayer", "TorchModuleWrapper") or cls_name not in L.LAYER_CLASSES:
         raise LoadError(f"{where} is not supported: nbconv loads only {sorted(L.LAYER_CLASSES)}.")
     if entry.get("module") not in _MODULES or entry.get("registered_name") not in (None, cls_name):
@@ -106,6 +115,13 @@ def _resolve(args, made, where, depth=0):
     if index >= len(nodes):
         raise KeyError(name)  # not created yet: retried on the next pass
     return nodes[index].output
+
+
+def _number(value):
+    """A finite JSON number (an operation's scalar argument); huge ints are refused, not converted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 2 ** 63 if isinstance(value, int) else math.isfinite(value)
 
 
 def _endpoints(spec, made, what):
@@ -151,10 +167,13 @@ def _functional(config):
                         set(kwargs) - {"mask", "training"}):
                     raise LoadError(f"{where}: unsupported call arguments {str(kwargs)[:200]}")
                 args = node.get("args")
-                if not isinstance(args, list) or len(args) != 1:
-                    raise LoadError(f"{where}: a layer call takes exactly one input (or list of inputs).")
+                operation = isinstance(layer, NumpyOperation)
+                if not isinstance(args, list) or len(args) != (2 if operation else 1):
+                    raise LoadError(f"{where}: a layer call takes exactly one input (or list of inputs), "
+                                    "an operation two arguments.")
                 try:
-                    inputs = _resolve(args[0], made, where)
+                    inputs = (_resolve(args[0], made, where) if not operation else
+                              [a if _number(a) else _resolve(a, made, where) for a in args])
                 except KeyError:
                     break
                 try:
@@ -174,10 +193,11 @@ def _functional(config):
         raise
     except Exception as e:
         raise LoadError(f"The model cannot be built: {e}") from e
-    if len(model.layers) != len(made):
-        unused = sorted(set(made) - {la.name for la in model.layers})
+    unused = sorted(set(made) - {n.layer.name for n in model._nodes})
+    if unused:
         raise LoadError(f"Layers {unused[:10]} are not connected to the model's outputs.")
-    model._layers = list(made.values())  # Keras's order (the weights file's too): the config's
+    # Keras's order (the weights file's too): the config's; operations are not layers
+    model._layers = [la for la in made.values() if not isinstance(la, NumpyOperation)]
     return model
 
 

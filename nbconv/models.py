@@ -9,6 +9,7 @@ from . import distributed
 from . import layers as _layers
 from .layers.base import Layer, to_snake_case, unique_name
 from .layers.symbolic import KerasTensor
+from .plan import chain_plan
 
 
 class Sequential:
@@ -19,6 +20,8 @@ class Sequential:
         self._input_layer = None
         self._output_shapes: list = []
         self.built = False
+        self.rewrites = True   # False: run each layer as written (no folding)
+        self._plan = None
         for layer in layers or []:
             self.add(layer)
 
@@ -62,6 +65,7 @@ class Sequential:
             raise ValueError(f"There are no layers in model '{self.name}' to remove.")
         layer = self._layers.pop()
         self._output_shapes = self._output_shapes[:len(self._layers)]
+        self._plan = None
         return layer
 
     def get_layer(self, name=None, index=None):
@@ -93,6 +97,7 @@ class Sequential:
         self._build_input_shape = tuple(input_shape)
         self._output_shapes = shapes
         self.built = True
+        self._plan = None
 
     # -- running -------------------------------------------------------------------------
     @property
@@ -110,9 +115,14 @@ class Sequential:
             raise ValueError(f"Sequential model '{self.name}' has no layers: add some before calling it.")
         if not self.built:
             self.build((None, *np.shape(x)[1:]))
-        for layer in self._layers:
-            x = layer(x)
-        return x
+        if not self.rewrites:
+            for layer in self._layers:
+                x = layer(x)
+            return x
+        plan = self.__dict__.get("_plan")
+        if plan is None or not plan.valid():   # inference rewrites, as for Model (nbconv.plan)
+            plan = self._plan = chain_plan(self._layers, self._build_input_shape, self._output_shapes)
+        return plan.run({plan.input_id: x})[0]
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Runs the model over x in batches of `batch_size` (32 when None, as Keras). A `dask.array`
@@ -131,6 +141,9 @@ class Sequential:
         if n <= batch_size:
             return self(x)
         return np.concatenate([self(x[i:i + batch_size]) for i in range(0, n, batch_size)], axis=0)
+
+    def __getstate__(self):   # the execution plan holds closures: made again after unpickling
+        return {**self.__dict__, "_plan": None}
 
     # -- weights ---------------------------------------------------------------------------
     @property

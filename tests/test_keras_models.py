@@ -13,6 +13,7 @@ import pytest
 from nbconv import layers as L  # noqa: E402
 from nbconv import ops, reference  # noqa: E402
 from nbconv.models import LoadError, Model, Sequential, from_keras, load_model  # noqa: E402
+from nbconv.reports.model_bench import realistic_batchnorm  # noqa: E402
 
 K = keras.layers
 TOL = 1e-5
@@ -140,6 +141,7 @@ def _graph(lib):
 
 
 def test_functional_model_matches_keras_and_shares_weights():
+    L.clear_session()      # automatic names compared with Keras's: as in a fresh process
     km = keras.Model(*_graph(K))
     nm = Model(*_graph(L))
     assert [la.name for la in nm.layers] == [la.name for la in km.layers]
@@ -170,21 +172,10 @@ def test_input_is_symbolic_and_sequential_still_accepts_it():
 
 
 # -- loading: real networks ------------------------------------------------------------------------
-def realistic_batchnorm(km, seed=0):
-    """BatchNormalization statistics away from the identity, so a misplaced one shows."""
-    rng = np.random.default_rng(seed)
-    for layer in km.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            n = layer.get_weights()[0].shape[0]
-            stats = {"gamma": rng.uniform(0.5, 1.5, n), "beta": rng.uniform(-0.2, 0.2, n),
-                     "moving_mean": rng.uniform(-0.2, 0.2, n), "moving_variance": rng.uniform(0.5, 1.5, n)}
-            layer.set_weights([stats[v.name].astype("float32") for v in layer.weights])
-
-
 # Few and small, for CI time (DenseNet121, Xception at 71 and InceptionV3 at 75 also match, by hand);
 # VGG16 without its 120M-parameter top, which would only time Keras's saving.
 NETWORKS = [("MobileNetV2", 32, {}), ("MobileNet", 32, {}), ("ResNet50", 32, {}), ("EfficientNetB0", 32, {}),
-            ("VGG16", 32, {"include_top": False})]
+            ("VGG16", 32, {"include_top": False}), ("MobileNetV3Small", 32, {})]
 # slow on a cold Numba cache: deselected by default, run with `pytest -m all_networks`
 NETWORKS += [pytest.param(name, size, {}, marks=pytest.mark.all_networks) for name, size in
              [("VGG16", 32), ("DenseNet121", 32), ("Xception", 71), ("InceptionV3", 75)]]
@@ -201,7 +192,7 @@ def test_keras_application_loads_and_matches(name, size, kwargs, tmp_path):
     loaded, converted = load_model(path), from_keras(km)
     assert [la.name for la in loaded.layers] == [la.name for la in km.layers]
     assert loaded.count_params() == km.count_params()
-    for batch in (1, 2):
+    for batch in (1, 8):
         x = rand((batch, size, size, 3), batch)
         expect = np.asarray(km.predict(x, verbose=0))
         for model in (loaded, converted):
@@ -218,6 +209,29 @@ def test_sequential_loads(tmp_path):
     for model in (load_model(tmp_path / "s.keras"), from_keras(km)):
         assert isinstance(model, Sequential)
         assert reference.rel_error(model.predict(x), km.predict(x, verbose=0)) <= TOL
+
+
+def test_keras_operation_nodes_load_and_are_not_layers(tmp_path):
+    """`x + 3.0` and `x * (1 / 6)` in a Keras graph are keras.src.ops.numpy nodes (MobileNetV3's
+    hard_sigmoid): loaded as such, left out of `layers`, their arguments checked."""
+    x = K.Input((5, 5, 2))
+    c = K.Conv2D(3, 3, name="c")(x)
+    y = K.Multiply(name="hard_swish")([c, K.ReLU(6.0, name="r")(c + 3.0) * (1.0 / 6.0)])
+    km = keras.Model(x, 2.0 * y + c)
+    km.save(tmp_path / "ops.keras")
+    model = load_model(tmp_path / "ops.keras")
+    assert [la.name for la in model.layers] == [la.name for la in km.layers]
+    inp = rand((2, 5, 5, 2)) * 3
+    assert reference.rel_error(model.predict(inp), km.predict(inp, verbose=0)) <= TOL
+    with zipfile.ZipFile(tmp_path / "ops.keras") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    for bad in ("3", True, [1, 2], float("inf"), None, 10 ** 400):
+        config = json.loads(members["config.json"])
+        node = next(e for e in config["config"]["layers"] if e["module"] == "keras.src.ops.numpy")
+        node["inbound_nodes"][0]["args"][1] = bad
+        path = write(tmp_path, {**members, "config.json": json.dumps(config)}, name="bad.keras")
+        with pytest.raises(LoadError, match="only layer outputs|must be a tensor|must be finite"):
+            load_model(path)
 
 
 # -- loading: what is refused ------------------------------------------------------------------------
@@ -290,13 +304,18 @@ def _op(config):
     layer_entry(config, "d").update(module="keras.src.ops.numpy", class_name="Add")
 
 
+def _unlisted_op(config):
+    layer_entry(config, "d").update(module="keras.src.ops.numpy", class_name="Subtract", config={"name": "d"})
+
+
 @pytest.mark.parametrize("edit,match", [
     (_lambda, r"Layer 'd' \(class 'Lambda'\) is not supported"),
     (_unknown_key, r"Layer 'c' \(class 'Conv2D'\): unknown config keys \['exec'\]"),
     (_custom, r"Layer 'c' \(class 'Conv2D'\).*my_package"),
     (_custom_activation, r"Layer 'd' \(class 'Dense'\).*builtins"),
     (_huge, "size limit"),
-    (_op, r"class 'Add'\).*keras.src.ops.numpy"),
+    (_op, r"class 'Add'\): an operation entry holds exactly a `name`"),
+    (_unlisted_op, r"class 'Subtract'\).*keras.src.ops.numpy"),
     (_slash_name, "without `/`"), (_many_layers, "at most 5000 layers"),
 ])
 def test_unsupported_configs_are_refused_naming_the_layer(tmp_path, small_archive, edit, match):
@@ -512,3 +531,34 @@ def test_fuzz_legacy_h5(tmp_path_factory, legacy_h5, cut, edits):
     path = tmp_path_factory.mktemp("f") / "m.h5"
     path.write_bytes(bytes(raw if cut is None else raw[:cut % len(raw)]))
     loads_or_refuses(path)
+
+
+# -- a whole model measured: nbconv bench --model, nbconv tune --model PATH ---------------------------
+def test_bench_and_tune_a_saved_model(tmp_path, capsys):
+    import torch
+
+    from nbconv import cli, threads
+    x = K.Input((8, 8, 3))
+    y = K.ReLU(6.0)(K.BatchNormalization()(K.Conv2D(4, 3, padding="same", use_bias=False)(x)))
+    y = K.Add()([y, K.BatchNormalization()(K.DepthwiseConv2D(3, padding="same")(y))])
+    km = keras.Model(x, K.Dense(3)(K.GlobalAveragePooling2D()(y * 0.5)))
+    realistic_batchnorm(km)
+    km.save(tmp_path / "m.keras")
+    before = threads.counts()["numba"], torch.get_num_threads()
+    try:
+        assert cli.main(["bench", "--model", str(tmp_path / "m.keras"), "--batch", "1,2", "--samples", "1",
+                         "--min-time", "0", "--threads", "1"]) == 0
+    finally:
+        threads.set_threads(before[0])
+        torch.set_num_threads(before[1])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("m.keras")]
+    assert [r[1] for r in rows] == ["1", "2"]
+    for r in rows:       # error vs Keras, then nbconv, Keras and PyTorch images/s: all measured
+        assert float(r[2]) <= TOL and all(float(v) > 0 for v in r[3:6])
+    assert cli.main(["tune", "--model", str(tmp_path / "m.keras"), "--batch", "1,2", "--no-peak"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d" in out and "depthwise_conv2d" in out and "dense" in out
+    with pytest.raises(SystemExit, match="several batch sizes"):
+        cli.main(["tune", "--batch", "1,2"])
+    with pytest.raises(SystemExit, match="cannot load model"):
+        cli.main(["tune", "--model", str(tmp_path / "missing.keras")])

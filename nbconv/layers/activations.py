@@ -23,13 +23,13 @@ def leaky_relu(x, negative_slope=0.2):
 
 
 def sigmoid(x):
-    # Split by sign so neither branch overflows.
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1 / (1 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1 + e)
-    return out
+    # e = exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below (no boolean indexing)
+    e = np.abs(x)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    r = 1 / (1 + e)
+    np.multiply(e, r, out=e)
+    return np.where(x >= 0, r, e).astype(x.dtype, copy=False)
 
 
 def hard_sigmoid(x):

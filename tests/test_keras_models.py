@@ -9,11 +9,11 @@ import zipfile
 import keras  # noqa: E402  (a test extra: missing, it fails loudly)
 import numpy as np
 import pytest
+from nbconv.reports.model_bench import realistic_batchnorm  # noqa: E402
 
 from nbconv import layers as L  # noqa: E402
 from nbconv import ops, reference  # noqa: E402
 from nbconv.models import LoadError, Model, Sequential, from_keras, load_model  # noqa: E402
-from nbconv.reports.model_bench import realistic_batchnorm  # noqa: E402
 
 K = keras.layers
 TOL = 1e-5

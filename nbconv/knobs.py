@@ -15,6 +15,7 @@ Values are read when asked for (not at import), so a test may set one and call
 | NBCONV_TUNE_SHAPE_BUDGET_S     | 20       | candidates not started within this are skipped (recorded) |
 | NBCONV_TUNE_ALPHA              | 0.01     | significance level of the winner-vs-runner-up rank test   |
 | NBCONV_TUNE_MIN_GAIN           | 0.02     | a winner must be faster by this fraction, else a tie      |
+| NBCONV_TUNE_TIE_BAND           | 0.10     | a tie only among medians within this fraction of the best |
 | NBCONV_VERIFY_MAX_FLOPS        | 2e10     | larger problems are not verified (recorded as skipped)    |
 | NBCONV_TUNE_PRUNE              | 0        | > 1: skip measuring candidates the cost model estimates   |
 |                                |          | slower than this x the best estimate (0: measure all)     |
@@ -50,6 +51,7 @@ _FLOAT_KNOBS = {
     "shape_budget_s": ("NBCONV_TUNE_SHAPE_BUDGET_S", 20.0),
     "alpha": ("NBCONV_TUNE_ALPHA", 0.01),
     "min_gain": ("NBCONV_TUNE_MIN_GAIN", 0.02),
+    "tie_band": ("NBCONV_TUNE_TIE_BAND", 0.10),
     "verify_max_flops": ("NBCONV_VERIFY_MAX_FLOPS", 2e10),
     "prune": ("NBCONV_TUNE_PRUNE", 0.0),
 }

@@ -121,6 +121,26 @@ def test_choose_tie_goes_to_priority_then_name_and_records_partner():
     assert d2.margin == pytest.approx(1 / 1.004)
 
 
+def test_a_much_slower_candidate_is_never_tied_however_noisy_the_samples():
+    """Preempted samples can make a 20x slower kernel 'not significantly slower' (the case
+    seen under load: a 17-way tie won by priority at 24x the fastest's median). Only medians
+    within `tie_band` of the fastest's are tied; beyond it the fastest median wins."""
+    reg = Registry()
+    for name, prio in (("slow_first", 9), ("fast", 0)):
+        reg.add(Impl("op", name, fn=None, applies=lambda p: True, priority=prio))
+    fast = [1.0, 1.0, 1.0, 40.0, 40.0]            # two preempted samples
+    slow = [20.0, 20.0, 21.0, 22.0, 23.0]
+    assert not faster(fast, slow, alpha=QUICK.alpha, min_gain=QUICK.min_gain)[0]
+    d = choose(_cands(reg), _rows({"slow_first": slow, "fast": fast}), QUICK)
+    assert (d.impl.name, d.tie, d.partner) == ("fast", False, ("slow_first", {}))
+    assert d.p_value >= QUICK.alpha and d.margin == pytest.approx(21.0)
+    # inside the band the same samples' order is a tie, won by priority
+    wide = choose(_cands(reg), _rows({"slow_first": slow, "fast": fast}), QUICK.with_(tie_band=30))
+    assert (wide.impl.name, wide.tie) == ("slow_first", True)
+    with pytest.raises(ValueError, match="tie_band"):
+        QUICK.with_(tie_band=-0.1)
+
+
 def test_choose_never_picks_a_failed_candidate_and_raises_when_all_failed():
     reg = Registry()
     for name in ("bad", "good"):
@@ -148,8 +168,8 @@ def test_choose_is_a_pure_function_of_its_inputs():
     assert [getattr(first, f) for f in fields] == [getattr(second, f) for f in fields]
     assert (first.op, first.key, first.note, first.impl.name, first.tie) == ("op", "k", "n", "b", False)
     assert rows == frozen
-    # a 20 % minimum gain makes the 10 % faster one a tie, won by priority
-    tied = choose(_cands(reg), rows, QUICK.with_(min_gain=0.2))
+    # a 20 % minimum gain makes the 10 % faster one a tie (inside a 20 % band), won by priority
+    tied = choose(_cands(reg), rows, QUICK.with_(min_gain=0.2, tie_band=0.2))
     assert (tied.impl.name, tied.tie, tied.partner) == ("a", True, ("b", {}))
 
 

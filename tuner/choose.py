@@ -4,8 +4,9 @@
   The fastest median among candidates with status OK and samples wins outright if it is
   significantly faster than the runner-up: a one-sided Mann-Whitney U test on its samples
   scaled by 1 + `settings.min_gain` against the runner-up's, p < `settings.alpha`
-  (`stats.faster`). Otherwise every candidate it does not beat significantly is tied with it,
-  and the tie goes to the highest priority, then the name, then the position in `cands`. The
+  (`stats.faster`). Otherwise every candidate it does not beat significantly, and whose
+  median is within `settings.tie_band` of its own, is tied with it (few or noisy samples can
+  leave even a 20x slower candidate "not significantly slower"; it is never tied), and the tie goes to the highest priority, then the name, then the position in `cands`. The
   tie partner (the fastest if it lost the tie, else the next tied one) and the whole tie set
   are recorded, with the margin (partner's median / winner's median) and the p-value of "the
   fastest beats the other of winner/partner". Failed candidates (RAISED, WRONG, SKIPPED) never
@@ -85,7 +86,8 @@ def choose(cands: Candidates, rows: Rows, settings: Settings, *, op: str = "", k
     tests = [(c, *faster(fastest[3], c[3], alpha=settings.alpha, min_gain=settings.min_gain))
              for c in ok[1:]]
     p_of = {id(c): p for c, _, p in tests}
-    tied = [fastest] + [c for c, sig, _ in tests if not sig]
+    band = fastest[0] * (1 + settings.tie_band)
+    tied = [fastest] + [c for c, sig, _ in tests if not sig and c[0] <= band]
     if len(tied) == 1:
         runner = ok[1]
         return Decision(op, key, fastest[1], fastest[2], "measured", False, (runner[1].name, runner[2]),

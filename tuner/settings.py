@@ -21,6 +21,7 @@ class Settings:
     shape_budget_s: float = 20.0    # candidates not started within this are recorded as skipped
     alpha: float = 0.01             # significance level of the one-sided Mann-Whitney U test
     min_gain: float = 0.02          # a winner must be faster by this fraction, significantly
+    tie_band: float = 0.10          # a tie only among medians within this fraction of the fastest's
     verify_max_flops: float = 5e9   # above this problem.flops(), verification is skipped (recorded)
     prune: float = 0.0              # > 1: candidates estimated slower than prune x the best estimate
                                     # are not measured (0: measure all)
@@ -41,6 +42,8 @@ class Settings:
             raise ValueError(f"Settings: `alpha` must be in (0, 1). Received: alpha={self.alpha!r}")
         if not (self.prune == 0 or self.prune > 1):
             raise ValueError(f"Settings: `prune` must be 0 (off) or > 1. Received: prune={self.prune!r}")
+        if not self.tie_band >= 0:
+            raise ValueError(f"Settings: `tie_band` must be >= 0. Received: tie_band={self.tie_band!r}")
         if not self.min_gain >= 0:
             raise ValueError(f"Settings: `min_gain` must be >= 0. Received: min_gain={self.min_gain!r}")
 

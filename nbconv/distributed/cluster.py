@@ -29,7 +29,10 @@ def local_cluster(n: int = 0, *, envs: list[dict] | None = None, numba_threads: 
     """A SpecCluster on 127.0.0.1: `n` workers with `knobs.worker_env(numba_threads)`, or one
     worker per environment in `envs`, all declaring the `benchmark` resource; and `plain` more
     workers without it (never given a tuning task). The dashboard is off unless asked (then on
-    loopback). `security` (a `distributed.Security`): every connection is tls://."""
+    loopback). `security` (a `distributed.Security`): every connection is tls://. Workers are
+    spawned and re-import the calling script: a script should import nbconv under
+    `if __name__ == "__main__":` (or inside functions), else numba is imported there before the
+    worker's NUMBA_NUM_THREADS is set (the kind's "numba threads" then shows the default)."""
     distributed = require()
     from distributed.deploy.spec import SpecCluster
 

@@ -79,7 +79,10 @@ def test_cli_db_merge_and_import_are_idempotent(tmp_path, capsys, monkeypatch):
     p = make_problem("conv", (1, 6, 6, 4), rank=2, kernel=(3, 3), padding="same", out_channels=4)
     monkeypatch.setenv("NBCONV_TUNING_DB", other)
     ops.reset()
-    with ops.tuning(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0):
+    # shape_budget_s: with a cold Numba cache, compiling every candidate outlasts the default 20 s;
+    # a candidate skipped for it leaves the decision provisional (in memory only), nothing to merge
+    with ops.tuning(min_sample_s=0.0002, min_samples=3, max_samples=3, candidate_budget_s=0.0,
+                    shape_budget_s=600.0):
         ops.decision("conv", p)
     with open(tmp_path / "dump.jsonl", "w") as f:
         ops.tuner().db.export(f)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import distributed
 from . import models as _models
 from .layers import InputLayer
 from .layers.base import to_snake_case, unique_name
@@ -120,7 +121,10 @@ class Model:
         return plan
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Runs the model over x in batches of `batch_size` (32 when None, as Keras)."""
+        """Runs the model over x in batches of `batch_size` (32 when None, as Keras). A `dask.array`
+        (chunked along the batch axis) gives a lazy `dask.array` (`nbconv.distributed`)."""
+        if any(distributed.is_dask_collection(a) for a in _as_list(x)):
+            return distributed.predict_dask(self, x, batch_size=batch_size)
         if batch_size is None:
             batch_size = 32
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:

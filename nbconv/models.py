@@ -284,8 +284,17 @@ def summary_text(model):
 
 
 
-# Functional models and the Keras loader (at the end: they build on Sequential's helpers above).
-from .functional import Model as Model  # noqa: E402
+def __getattr__(name):
+    # `Model` lives in nbconv.functional, which imports this module for Sequential's helpers: a
+    # process that imports nbconv.functional first (unpickling a Model on a Dask worker) must not
+    # need it here while this module runs
+    if name == "Model":
+        from .functional import Model
+        return Model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# The Keras loader (at the end: it builds on Sequential's helpers above).
 from .keras_config import LoadError as LoadError  # noqa: E402
 from .keras_files import from_keras as from_keras  # noqa: E402
 from .keras_files import load_model as load_model  # noqa: E402

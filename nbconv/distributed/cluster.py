@@ -4,25 +4,35 @@ The scheduler runs pickled code: nothing here listens on a public interface by d
 local cluster is a `SpecCluster` of `Nanny` worker processes (never threads: Numba's workqueue
 layer aborts when several Python threads call it at once), one thread each, each with its own
 environment (`knobs.worker_env`: NUMBA_NUM_THREADS set before numba is imported, an in-memory
-tuning DB). One benchmark per host at a time is the client's scheduling (`fleet`), so a
-cluster started elsewhere needs no special worker resources.
+tuning DB), and the `benchmark=1` resource that fleet tuning's tasks need (a worker started
+elsewhere declares it with `dask worker --resources benchmark=1`).
 """
 from __future__ import annotations
 
 from . import require
 
 
-def worker_spec(env: dict, *, threads: int = 1) -> dict:
+def worker_spec(env: dict, *, threads: int = 1, benchmark: bool = True, security=None) -> dict:
+    """A Nanny worker process on loopback; `benchmark`: it declares the resource fleet tuning
+    needs; `security`: a `distributed.Security` (then it speaks tls://)."""
     distributed = require()
+    from .fleet import RESOURCE
+    tls = {"security": security, "protocol": "tls://"} if security is not None else {}
     return {"cls": distributed.Nanny,
             "options": {"nthreads": threads, "env": dict(env), "host": "127.0.0.1",
-                        "dashboard": False, "silence_logs": 40}}
+                        "dashboard": False, "silence_logs": 40,
+                        "resources": {RESOURCE: 1} if benchmark else {}, **tls}}
 
 
 def local_cluster(n: int = 0, *, envs: list[dict] | None = None, numba_threads: int = 1,
-                  dashboard: bool = False):
+                  dashboard: bool = False, plain: int = 0, security=None):
     """A SpecCluster on 127.0.0.1: `n` workers with `knobs.worker_env(numba_threads)`, or one
-    worker per environment in `envs`. The dashboard is off unless asked (then on loopback)."""
+    worker per environment in `envs`, all declaring the `benchmark` resource; and `plain` more
+    workers without it (never given a tuning task). The dashboard is off unless asked (then on
+    loopback). `security` (a `distributed.Security`): every connection is tls://. Workers are
+    spawned and re-import the calling script: a script should import nbconv under
+    `if __name__ == "__main__":` (or inside functions), else numba is imported there before the
+    worker's NUMBA_NUM_THREADS is set (the kind's "numba threads" then shows the default)."""
     distributed = require()
     from distributed.deploy.spec import SpecCluster
 
@@ -35,8 +45,13 @@ def local_cluster(n: int = 0, *, envs: list[dict] | None = None, numba_threads: 
                  # always started: on loopback and a free port, never the default :8787
                  "options": {"host": "127.0.0.1", "port": 0, "dashboard_address": "127.0.0.1:0",
                              "dashboard": dashboard}}
-    workers = {f"w{i}": worker_spec(env) for i, env in enumerate(envs)}
-    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40)
+    if security is not None:
+        scheduler["options"].update(security=security, protocol="tls://")
+    workers = {f"w{i}": worker_spec(env, security=security) for i, env in enumerate(envs)}
+    for i in range(plain):
+        workers[f"plain{i}"] = worker_spec(knobs.worker_env(numba_threads), benchmark=False,
+                                           security=security)
+    return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40, security=security)
 
 
 def security(ca_file: str | None = None, cert: str | None = None, key: str | None = None):

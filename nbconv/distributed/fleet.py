@@ -2,20 +2,28 @@
 
 1. The client compiles one problem per kernel (and config) first, so the workers load Numba's
    cache instead of compiling the same functions at once (numba #4807).
-2. Every worker is probed (`worker.probe`, run on it): its fingerprint, nbconv version and
-   kernel source hashes. Workers that differ from the client are reported and left out; the
-   others are grouped into kinds by fingerprint.
+2. Every worker that declares the `benchmark` resource (`dask worker --resources benchmark=1`) is
+   probed (`worker.probe`, run on it): its fingerprint, nbconv version and kernel source hashes.
+   Workers that differ from the client, or lack the resource, are reported and left out (a
+   worker without it is never probed: its tuning database stays as it was); the others are
+   grouped into kinds by fingerprint.
 3. Each kind has a queue of all the shapes; an idle worker of the kind takes the next one
-   (one task per shape, pinned to that worker). At most one task benchmarks per host at a
-   time: the client starts a task on a host only when none is running there.
+   (one task per shape, pinned to that worker, needing `benchmark=1`: Dask runs at most one
+   per worker process whatever its thread count). Dask's resources are per process, not per
+   host, so the client also starts a task on a host only when none is running there (several
+   benchmarking workers on one host: the local cluster).
 4. A worker that disappears (its process died) loses only its running shape: it goes back to
    its kind's queue and is retried on another worker of that kind (a restarted worker is
-   probed and joins). A kind with no worker left is reported with its shapes undone.
+   probed and joins). A kind with no worker left is reported with its shapes undone. Which
+   workers are alive is asked of the scheduler each time (`identity`): the client's cached
+   `scheduler_info()` is refreshed in the background without its worker list, and reading it
+   then made every worker look gone.
 5. Every result (the shape's measurement, decision and fingerprint rows) is merged into the
    client's database with `nbconv.tuner.merge_rows`.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import sys
 import time
@@ -90,6 +98,29 @@ def _host(addr: str) -> str:
     return addr.rsplit(":", 1)[0]
 
 
+RESOURCE = "benchmark"      # each tune task needs 1; a benchmarking worker declares 1
+
+
+def alive_workers(client) -> dict:
+    """{address: worker info} as the scheduler sees it now. Not `client.scheduler_info()`: its
+    cache is overwritten every 2 s by a background refresh that asks for no workers."""
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+
+
+def _probe(client, mine: dict, workers: dict, refused: dict) -> dict:
+    """Probe the benchmarking workers among {address: info}; record the others in `refused`.
+    Returns {address: probe info} of the usable ones."""
+    from .cluster import compatible
+    bench = sorted(a for a, w in workers.items() if (w.get("resources") or {}).get(RESOURCE, 0) >= 1)
+    for addr in sorted(set(workers) - set(bench)):
+        refused[addr] = f"no '{RESOURCE}' resource (start it with --resources {RESOURCE}=1)"
+    if not bench:
+        return {}
+    ok, bad = compatible(mine, client.run(worker.probe, workers=bench, on_error="return"))
+    refused.update(bad)
+    return ok
+
+
 def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool = True,
                warm: bool = True, poll_s: float = 0.1, rejoin_s: float = 30.0) -> FleetReport:
     """Tune [(op, Problem)] on every kind of worker of `client`; merge the rows into `db` (default:
@@ -98,12 +129,13 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
     from nbconv import ops
     from nbconv.tuner import merge_rows, registry
 
-    from .cluster import compatible, kinds
+    from .cluster import kinds
     items = list(items)
     start = time.perf_counter()
     warmed = (warm_cache(items) if warm else 0, time.perf_counter() - start)
     mine = worker.identity()
-    usable, refused = compatible(mine, client.run(worker.probe, on_error="return"))
+    refused: dict = {}
+    usable = _probe(client, mine, alive_workers(client), refused)
     reports = {fp: KindReport(fp, list(addrs), len(items), fingerprint=usable[addrs[0]]["fingerprint"])
                for fp, addrs in kinds(usable).items()}
     kind_of = {addr: info["fp"] for addr, info in usable.items()}
@@ -131,7 +163,8 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
                     i = queue.popleft()
                     op, p = items[i]
                     fut = client.submit(worker.tune, op, p, retune, workers=[addr], allow_other_workers=False,
-                                        pure=False, key=f"nbconv-tune-{fp}-{i}-{time.monotonic_ns()}")
+                                        resources={RESOURCE: 1}, pure=False,
+                                        key=f"nbconv-tune-{fp}-{i}-{time.monotonic_ns()}")
                     running[fut] = (fp, i, addr)
                     busy_workers.add(addr)
                     busy_hosts.add(_host(addr))
@@ -145,15 +178,14 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
                 done = set()
             for fut in done:
                 fp, i, addr = running.pop(fut)
-                if fut.status != "finished":
-                    exc = fut.exception() if fut.status == "error" else None
-                    if exc is not None and not isinstance(exc, distributed.KilledWorker):
-                        reports[fp].failed[i] = f"{type(exc).__name__}: {exc}"
+                out, exc = _outcome(fut, distributed.KilledWorker)
+                if out is None:
+                    if exc is not None:
+                        reports[fp].failed[i] = exc
                     else:
                         queues[fp].append(i)
                         reports[fp].retried += 1
                     continue
-                out = fut.result()
                 for t, n in merge_rows(target, out["rows"], registry=registry, settings=settings).items():
                     written[t] += n
                 reports[fp].done += 1
@@ -165,26 +197,42 @@ def fleet_tune(client, items, *, retune: bool = False, db=None, progress: bool =
         for bar in bars.values():
             bar.close()
     ops.tuner().forget()
+    # a worker whose probe failed and that has left since died (a restart under way): not refused
+    alive = alive_workers(client)
+    refused = {a: why for a, why in refused.items() if a in alive or not why.startswith("probe failed")}
     return FleetReport(reports, refused, time.perf_counter() - start, written, warmed)
+
+
+def _outcome(fut, killed) -> tuple:
+    """(result, None) of a finished task; (None, error text) of a task that failed on its own;
+    (None, None) of a task to retry: its worker died (KilledWorker, cancelled) or its result was
+    lost with it before the client fetched it (waiting for it would wait for that worker)."""
+    if fut.status == "error":
+        exc = fut.exception()
+        return (None, None) if isinstance(exc, killed) else (None, f"{type(exc).__name__}: {exc}")
+    if fut.status != "finished":
+        return None, None
+    try:
+        return fut.result(timeout=60), None
+    except (Exception, asyncio.CancelledError) as exc:
+        lost = isinstance(exc, (killed, TimeoutError, OSError, asyncio.CancelledError))
+        return (None, None) if lost else (None, f"{type(exc).__name__}: {exc}")
 
 
 def _follow_workers(client, running, queues, reports, kind_of, mine, refused) -> None:
     """Requeue the shapes of workers that left; probe workers that joined (a restarted one)."""
-    from .cluster import compatible
-    alive = set(client.scheduler_info(n_workers=-1)["workers"])
+    workers = alive_workers(client)
+    alive = set(workers)
     for fut, (fp, i, addr) in list(running.items()):
         if addr not in alive:
             running.pop(fut)
             client.cancel(fut)
             queues[fp].append(i)
             reports[fp].retried += 1
+    for addr in set(kind_of) - alive:       # gone: probed again should the address come back
+        del kind_of[addr]
+    new = {a: w for a, w in workers.items() if a not in kind_of and a not in refused}
+    for addr, info in (_probe(client, mine, new, refused) if new else {}).items():
+        kind_of[addr] = info["fp"]
     for k in reports.values():
-        k.workers = [a for a in k.workers if a in alive]
-    new = sorted(alive - set(kind_of) - set(refused))
-    if new:
-        ok, bad = compatible(mine, client.run(worker.probe, workers=new, on_error="return"))
-        refused.update(bad)
-        for addr, info in ok.items():
-            kind_of[addr] = info["fp"]
-            if info["fp"] in reports:
-                reports[info["fp"]].workers.append(addr)
+        k.workers = sorted(a for a, fp in kind_of.items() if fp == k.fp)

@@ -21,6 +21,9 @@ from . import cuda as cuda  # noqa: E402  (imports nothing from numba.cuda; load
 from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)
 from . import direct as direct  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
+
+# issue 13 kernels: channels_first without a layout copy
+from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 
 

@@ -64,6 +64,7 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
                vectors=True),
         Family("depthwise_vectors", groups="depthwise1", paddings=_CONV_PADS, vectors=True),
         Family("conv_first", paddings=_CONV_PADS, layouts=("channels_first",)),
+        Family("depthwise_first", groups="depthwise", paddings=_CONV_PADS, layouts=("channels_first",)),
     ),
     "maxpool": (
         Family("pool", strides=0, dilation=1),
@@ -87,6 +88,7 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "depthwise_tiled": ("depthwise_vectors",),
     "tiled_direct": ("conv_vectors",),
     "nchw_tiled": ("conv_first",),
+    "nchw_depthwise": ("depthwise_first",),
 }
 
 

@@ -23,6 +23,7 @@ from . import direct as direct  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
 
 # issue 13 kernels: channels_first without a layout copy
+from . import nchw_depthwise as nchw_depthwise  # noqa: E402
 from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 

@@ -10,11 +10,13 @@ padded column q*sw + ph, and tap kw reads phase (kw*dw) % sw from column ow + (k
 copy is the input's size (a layout copy moves the input and the output); the weights are laid
 out (F blocks, C, KD, KH, KW, wb) once, in `prepare`. Groups: each group's output-channel blocks
 read its own input channels. A row's last column tile goes through a small buffer when it is
-partial. Tolerance 1e-4 (direct sums in input-channel order).
+partial. An unpadded 1x1 conv runs its output plane as one row (strided: on a subsampled copy),
+so narrow maps fill whole tiles. Tolerance 1e-4 (direct sums in input-channel order).
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -28,27 +30,38 @@ from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_
 
 
 @njit(parallel=True, cache=True)
-def _split_pad(x, xq, pd, ph, pw, sw):
-    """xq[n, c, dp, hp, r, q] = x[n, c, dp - pd, hp - ph, q*sw + r - pw], zero outside x."""
+def split_pad(x, xq, pd, ph, pw, sw):
+    """xq[n, c, dp, hp, r, q] = x[n, c, dp - pd, hp - ph, q*sw + r - pw], zero outside x.
+    Flat offsets and 1-D views: 5-D row views cost more than the copy of a row."""
     n_, c_, d_, h_, w_ = x.shape
     _, _, dp_, hp_, _, wq_ = xq.shape
+    x1, q1 = x.reshape(-1), xq.reshape(-1)
     for t in prange(n_ * c_ * dp_):
-        n = t // (c_ * dp_)
-        c = (t // dp_) % c_
-        dp = t % dp_
-        i_d = dp - pd
+        i_d = t % dp_ - pd
+        src0 = ((t // dp_) * d_ + i_d) * h_ * w_          # plane (n, c), depth i_d
         for hp in range(hp_):
             i_h = hp - ph
             inside = 0 <= i_d < d_ and 0 <= i_h < h_
             for r in range(sw):
-                out = xq[n, c, dp, hp, r]
+                o = ((t * hp_ + hp) * sw + r) * wq_
                 if not inside:
-                    out[:] = 0
+                    q1[o:o + wq_] = 0
                     continue
-                src = x[n, c, i_d, i_h]
-                for q in range(wq_):
-                    i_w = q * sw + r - pw
-                    out[q] = src[i_w] if 0 <= i_w < w_ else 0
+                # columns q with 0 <= q*sw + r - pw < w_: [lo, hi); the rest is padding
+                off = r - pw
+                lo = 0 if off >= 0 else min(wq_, (-off + sw - 1) // sw)
+                hi = 0 if w_ - 1 - off < 0 else min(wq_, (w_ - 1 - off) // sw + 1)
+                hi = max(lo, hi)
+                # views from start offsets: non-negative indices, so no wraparound tests
+                src = x1[src0 + i_h * w_ + off + lo * sw:]
+                dst = q1[o:o + wq_]
+                for q in range(lo):
+                    dst[q] = 0
+                run = dst[lo:]
+                for q in range(hi - lo):
+                    run[q] = src[q * sw]
+                for q in range(hi, wq_):
+                    dst[q] = 0
 
 
 @functools.cache
@@ -116,18 +129,25 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
 _SHAPES = ((16, 1), (8, 2), (4, 4))
 
 
-def _configs(p: Problem):
-    """The two shapes that waste the least of the padded channel blocks and column tiles."""
-    lane = lanes(np.dtype(p.dtype).itemsize)
-    fg = p.out_channels // max(p.groups, 1)
-    ow = p.out_spatial[-1]
+def best_tiles(shapes, rows: int, cols: int, lane: int) -> list:
+    """The two (wb, nv) shapes that waste the least of `rows` x `cols` in whole tiles, as configs."""
     scored = []
-    for wb, nv in _SHAPES:
+    for wb, nv in shapes:
         fb = nv * lane
-        fill = fg / (-(-fg // wb) * wb) * ow / (-(-ow // fb) * fb)
+        fill = rows / (-(-rows // wb) * wb) * cols / (-(-cols // fb) * fb)
         scored.append((-round(fill, 2), {"wb": wb, "fb": fb}))
-    scored.sort(key=lambda e: e[0])            # stable: ties keep _SHAPES' order
+    scored.sort(key=lambda e: e[0])            # stable: ties keep the shapes' order
     return [c for _, c in scored[:2]]
+
+
+def _configs(p: Problem):
+    ow = math.prod(p.out_spatial) if _pointwise(p) else p.out_spatial[-1]
+    return best_tiles(_SHAPES, p.out_channels // max(p.groups, 1), ow, lanes(np.dtype(p.dtype).itemsize))
+
+
+def _pointwise(p: Problem) -> bool:
+    """1x1, unpadded: the output plane is one row (strided: of a subsampled copy of x)."""
+    return all(k == 1 for k in p.kernel) and all(lo == hi == 0 for lo, hi in p.pads)
 
 
 def _applies(p: Problem):
@@ -145,17 +165,17 @@ def _applies(p: Problem):
     return True
 
 
-def _check_config(p: Problem, wb, fb):
+def check_tile(name: str, p: Problem, wb, fb):
     lane = lanes(np.dtype(p.dtype).itemsize)
     if not (isinstance(wb, int) and 1 <= wb <= 32):
-        raise ValueError(f"nchw_tiled: `wb` must be an int in [1, 32]. Received: wb={wb!r}")
+        raise ValueError(f"{name}: `wb` must be an int in [1, 32]. Received: wb={wb!r}")
     if not (isinstance(fb, int) and fb > 0 and fb % lane == 0):
-        raise ValueError(f"nchw_tiled: `fb` must be a positive multiple of {lane}. Received: fb={fb!r}")
+        raise ValueError(f"{name}: `fb` must be a positive multiple of {lane}. Received: fb={fb!r}")
 
 
 def _prepare(w, b, p: Problem, wb=12, fb=32):
     """(weights (G*nfg, Cg, KD, KH, KW, wb), bias (G*nfg*wb,)), output channels zero-padded per group."""
-    _check_config(p, wb, fb)
+    check_tile("nchw_tiled", p, wb, fb)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
     g = p.groups
@@ -173,9 +193,18 @@ def _prepare(w, b, p: Problem, wb=12, fb=32):
 
 @register("conv", applies=_applies, configs=_configs, tolerance=1e-4, priority=22, prepare=_prepare)
 def nchw_tiled(x, w, b, p: Problem, wb=12, fb=32, prepared=None):
-    _check_config(p, wb, fb)
+    check_tile("nchw_tiled", p, wb, fb)
     x = check_array("x", x, p.input_shape, p)
     wp, bp = _prepare(w, b, p, wb, fb) if prepared is None else prepared
+    shape = p.output_shape
+    if _pointwise(p):
+        # one long row per plane: no column tile is wasted on a narrow map (7x7: 49 of 64
+        # columns used instead of 7 of 16)
+        if any(s != 1 for s in p.strides):
+            sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides, strict=True))
+            x = np.ascontiguousarray(x[(slice(None), slice(None), *sub)])
+        size = math.prod(p.out_spatial)
+        p = p.with_(rank=1, spatial=(size,), kernel=(1,), strides=(1,), dilation=(1,), pads=((0, 0),))
     sd, sh, sw = three(p.strides, 1)
     dd, dh, dw = three(p.dilation, 1)
     kd, kh, kw = three(p.kernel, 1)
@@ -186,11 +215,11 @@ def nchw_tiled(x, w, b, p: Problem, wb=12, fb=32, prepared=None):
     hp_ = (oh - 1) * sh + (kh - 1) * dh + 1
     wq = nwt * fb + ((kw - 1) * dw) // sw
     xq = scratch("nchw_tiled_x", (p.batch, p.in_channels, dp_, hp_, sw, wq), p.dtype)
-    _split_pad(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xq, pd, ph, pw, sw)
+    split_pad(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xq, pd, ph, pw, sw)
     y = np.empty(p.output_shape, p.dtype)
     ones = np.ones(fb, p.dtype)
     zeros = np.zeros(fb, p.dtype)
     kernel = _kernel(wb, fb)
     kernel(xq, wp, bp, ones, zeros, y.reshape(p.batch, p.out_channels, od, oh, ow),
            p.in_channels // p.groups, kd, kh, kw, sd, sh, sw, dd, dh, dw, wp.shape[0] // p.groups)
-    return y
+    return y.reshape(shape)

@@ -85,8 +85,10 @@ class BaseConvTranspose(ConvLayer):
         self._kernel = np.ascontiguousarray(np.swapaxes(kernel, -1, -2))
 
     def _make_problem(self, shape):
-        """[(output index, input index, Problem, sub-kernel)] of the phases (Problem None: a phase no
-        tap reaches holds the bias), or with stride 1 the one conv [(None, None, Problem, kernel)]."""
+        """[(output indices, input index, Problem, kernel, bias)]: one conv per group of phases that
+        read the same input window with the same sub-kernel shape and pads, its output channels
+        the phases' side by side (Problem None: a phase no tap reaches holds the bias); with
+        stride 1 the one conv [(None, None, Problem, kernel, bias)]."""
         spatial, c = self._split(shape)
         out = self._output_spatial(shape)
         pads = []
@@ -97,9 +99,10 @@ class BaseConvTranspose(ConvLayer):
             pads.append((ke - 1 - lift, o + lift - (n - 1) * s - 1))
         if all(s == 1 for s in self.strides):
             p = self._conv_problem(shape, strides=None, padding=tuple(pads), out_channels=self.filters)
-            return [(None, None, p, self._kernel)]
+            return [(None, None, p, self._kernel, self._bias)]
         axes = [output_phases(n, k, s, lo, o) for n, k, s, (lo, _), o in zip(
             spatial, self.kernel_size, self.strides, pads, out, strict=True)]
+        groups: dict = {}           # phases reading the same input window with the same geometry
         plan = []
         for phase in itertools.product(*axes):
             if any(m == 0 for _, m, *_ in phase):
@@ -107,15 +110,22 @@ class BaseConvTranspose(ConvLayer):
             out_index = self._index(tuple(slice(r, None, s) for (r, *_), s in zip(phase, self.strides,
                                                                                   strict=True)))
             if any(kr == 0 or end <= start for _, _, _, kr, start, end, _ in phase):
-                plan.append((out_index, None, None, None))
+                plan.append(([out_index], None, None, None, None))
                 continue
-            sub = self._join(shape[0], tuple(end - start for *_, start, end, _ in phase), c)
-            p = self._conv_problem(sub, kernel=tuple(kr for _, _, _, kr, *_ in phase), strides=None,
-                                   dilation=None, padding=tuple(pad for *_, pad in phase),
-                                   out_channels=self.filters)
+            window = tuple((start, end) for *_, start, end, _ in phase)
+            geometry = (window, tuple(kr for _, _, _, kr, *_ in phase), tuple(pad for *_, pad in phase))
             taps = tuple(slice(j0, None, s) for (_, _, j0, *_), s in zip(phase, self.strides, strict=True))
-            in_index = self._index(tuple(slice(start, end) for *_, start, end, _ in phase))
-            plan.append((out_index, in_index, p, np.ascontiguousarray(self._kernel[taps])))
+            groups.setdefault(geometry, []).append((out_index, self._kernel[taps]))
+        # One conv per group, its sub-kernels side by side: a k <= s layer (every phase a 1x1
+        # conv of the whole input) is then one GEMM with s^rank times the columns, not s^rank GEMMs.
+        for (window, kr, sub_pads), members in groups.items():
+            sub = self._join(shape[0], tuple(end - start for start, end in window), c)
+            p = self._conv_problem(sub, kernel=kr, strides=None, dilation=None, padding=sub_pads,
+                                   out_channels=self.filters * len(members))
+            kernel = np.ascontiguousarray(np.concatenate([k for _, k in members], axis=-1))
+            bias = np.ascontiguousarray(np.tile(self._bias, len(members)))
+            in_index = self._index(tuple(slice(start, end) for start, end in window))
+            plan.append(([o for o, _ in members], in_index, p, kernel, bias))
         return plan
 
     def _index(self, spatial):
@@ -125,16 +135,18 @@ class BaseConvTranspose(ConvLayer):
     def call(self, x):
         plan = self._problem(x.shape)
         if plan[0][0] is None:
-            _, _, p, kernel = plan[0]
+            _, _, p, kernel, bias = plan[0]
             return self.activation(ops.conv(x, kernel, self._bias, p))
         y = np.empty(self.compute_output_shape(x.shape), self._np_dtype)
-        bias = self._bias if self.data_format == "channels_last" else self._bias.reshape(
-            -1, *(1,) * self.rank)
-        for out_index, in_index, p, kernel in plan:
+        last = self.data_format == "channels_last"
+        f = self.filters
+        for out_indices, in_index, p, kernel, bias in plan:
             if p is None:
-                y[out_index] = bias
-            else:
-                y[out_index] = ops.conv(np.ascontiguousarray(x[in_index]), kernel, self._bias, p)
+                y[out_indices[0]] = self._bias if last else self._bias.reshape(-1, *(1,) * self.rank)
+                continue
+            ys = ops.conv(np.ascontiguousarray(x[in_index]), kernel, bias, p)
+            for i, out_index in enumerate(out_indices):
+                y[out_index] = ys[..., i * f:(i + 1) * f] if last else ys[:, i * f:(i + 1) * f]
         return self.activation(y)
 
     def get_config(self):

@@ -36,8 +36,8 @@ def lanes(dtype: str) -> int:
 @dataclass(frozen=True)
 class Family:
     """A class of Problems of one op. `kernel`: None draws 1..kmax per axis, an int fixes it on
-    every axis, "global" takes the input's extent. `groups`: "any", "one", "depthwise" (channel
-    multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
+    every axis, "global" takes the input's extent. `groups`: "any", "one", "grouped" (2 or 3),
+    "depthwise" (channel multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
     vectors of the drawn dtype (else ragged counts); the last output extent then comes from WIDE.
     `layouts`: the data formats drawn (channels_first only for the NCHW kernels)."""
     name: str
@@ -65,6 +65,7 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
         Family("depthwise_vectors", groups="depthwise1", paddings=_CONV_PADS, vectors=True),
         Family("conv_first", paddings=_CONV_PADS, layouts=("channels_first",)),
         Family("depthwise_first", groups="depthwise", paddings=_CONV_PADS, layouts=("channels_first",)),
+        Family("grouped_last", groups="grouped", paddings=_CONV_PADS, layouts=("channels_last",)),
     ),
     "maxpool": (
         Family("pool", strides=0, dilation=1),
@@ -89,6 +90,7 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "tiled_direct": ("conv_vectors",),
     "nchw_tiled": ("conv_first",),
     "nchw_depthwise": ("depthwise_first",),
+    "grouped_last": ("grouped_last",),
 }
 
 
@@ -127,7 +129,8 @@ def _channels(draw, fam: Family, dtype):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))
         m = 1 if fam.groups == "depthwise1" else draw(st.sampled_from([1, 1, 2, 3]))
         return c, c * m, c
-    g = 1 if fam.groups == "one" else draw(st.sampled_from([1, 1, 1, 2, 3]))
+    choices = [2, 3] if fam.groups == "grouped" else [1, 1, 1, 2, 3]
+    g = 1 if fam.groups == "one" else draw(st.sampled_from(choices))
     return g * draw(st.integers(1, 8 // g)), g * draw(st.integers(1, 8 // g)), g
 
 

@@ -129,8 +129,10 @@ def _channels(draw, fam: Family, dtype):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))
         m = 1 if fam.groups == "depthwise1" else draw(st.sampled_from([1, 1, 2, 3]))
         return c, c * m, c
-    choices = [2, 3] if fam.groups == "grouped" else [1, 1, 1, 2, 3]
-    g = 1 if fam.groups == "one" else draw(st.sampled_from(choices))
+    if fam.groups == "grouped":              # 2 or 3 groups of 2-3 input channels (not depthwise)
+        g = draw(st.sampled_from([2, 3]))
+        return g * draw(st.integers(2, 3)), g * draw(st.integers(1, 3)), g
+    g = 1 if fam.groups == "one" else draw(st.sampled_from([1, 1, 1, 2, 3]))
     return g * draw(st.integers(1, 8 // g)), g * draw(st.integers(1, 8 // g)), g
 
 

@@ -31,8 +31,9 @@ def _first(p: Problem) -> Problem:
 def _applies(p: Problem):
     if p.op != "conv" or not p.channels_last:
         return "grouped_last: channels_last conv only"
-    if p.groups == 1:
-        return "grouped_last: groups > 1 only (groups == 1 has the channels_last register tiles)"
+    if p.groups == 1 or p.groups == p.in_channels:
+        return ("grouped_last: 1 < groups < in_channels only (groups == 1 and depthwise have "
+                "channels_last register tiles of their own)")
     ok = _applies_first(_first(p))
     return ok if ok is True else ok.replace("nchw_tiled", "grouped_last")
 

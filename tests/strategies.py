@@ -36,9 +36,10 @@ def lanes(dtype: str) -> int:
 @dataclass(frozen=True)
 class Family:
     """A class of Problems of one op. `kernel`: None draws 1..kmax per axis, an int fixes it on
-    every axis, "global" takes the input's extent. `groups`: "any", "one", "depthwise" (channel
-    multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
-    vectors of the drawn dtype (else ragged counts); the last output extent then comes from WIDE."""
+    every axis, "global" takes the input's extent. `groups`: "any", "one", "grouped" (2 or 3),
+    "depthwise" (channel multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
+    vectors of the drawn dtype (else ragged counts); the last output extent then comes from WIDE.
+    `layouts`: the data formats drawn (channels_first only for the NCHW kernels)."""
     name: str
     ranks: tuple = (1, 2, 3)
     kernel: int | str | None = None
@@ -48,6 +49,7 @@ class Family:
     groups: str = "any"
     paddings: tuple = ("valid", "same", "explicit")
     vectors: bool = False
+    layouts: tuple = LAYOUTS
 
 
 _CONV_PADS = ("valid", "same", "explicit", "causal")   # causal: rank 1 only
@@ -61,6 +63,9 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
         Family("winograd_vectors", ranks=(2,), kernel=3, strides=1, dilation=1, groups="one",
                vectors=True),
         Family("depthwise_vectors", groups="depthwise1", paddings=_CONV_PADS, vectors=True),
+        Family("conv_first", paddings=_CONV_PADS, layouts=("channels_first",)),
+        Family("depthwise_first", groups="depthwise", paddings=_CONV_PADS, layouts=("channels_first",)),
+        Family("grouped_last", groups="grouped", paddings=_CONV_PADS, layouts=("channels_last",)),
     ),
     "maxpool": (
         Family("pool", strides=0, dilation=1),
@@ -83,6 +88,9 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "depthwise_direct": ("depthwise", "depthwise", "depthwise_vectors"),   # multipliers twice as often
     "depthwise_tiled": ("depthwise_vectors",),
     "tiled_direct": ("conv_vectors",),
+    "nchw_tiled": ("conv_first",),
+    "nchw_depthwise": ("depthwise_first",),
+    "grouped_last": ("grouped_last",),
 }
 
 
@@ -121,6 +129,9 @@ def _channels(draw, fam: Family, dtype):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))
         m = 1 if fam.groups == "depthwise1" else draw(st.sampled_from([1, 1, 2, 3]))
         return c, c * m, c
+    if fam.groups == "grouped":              # 2 or 3 groups of 2-3 input channels (not depthwise)
+        g = draw(st.sampled_from([2, 3]))
+        return g * draw(st.integers(2, 3)), g * draw(st.integers(1, 3)), g
     g = 1 if fam.groups == "one" else draw(st.sampled_from([1, 1, 1, 2, 3]))
     return g * draw(st.integers(1, 8 // g)), g * draw(st.integers(1, 8 // g)), g
 
@@ -131,7 +142,7 @@ def problems(draw, op: str, family: Family | None = None) -> Problem:
     layout, batch 1-3."""
     fam = family or draw(st.sampled_from(FAMILIES[op]))
     dtype = draw(st.sampled_from(DTYPES))
-    layout = draw(st.sampled_from(LAYOUTS))
+    layout = draw(st.sampled_from(fam.layouts))
     batch = draw(st.sampled_from([1, 1, 2, 3]))
     if op == "dense":
         small, wide = st.integers(1, 9), st.integers(250, 300)

@@ -20,7 +20,13 @@ from . import (  # noqa: F401
 from . import cuda as cuda  # noqa: E402  (imports nothing from numba.cuda; load() may)
 from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)
 from . import direct as direct  # noqa: E402
+
+# issue 13 kernels (grouped_last, nchw_*): channels_first without a layout copy, grouped
+# channels_last through them
+from . import grouped_last as grouped_last  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
+from . import nchw_depthwise as nchw_depthwise  # noqa: E402
+from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 
 

@@ -1,11 +1,18 @@
-"""Conv1D/2D/3DTranspose (Keras 3 arguments) as a plain conv through `ops.conv`.
+"""Conv1D/2D/3DTranspose (Keras 3 arguments) as plain convs through `ops.conv`.
 
 The transposed conv equals a cross-correlation of the input with s - 1 zeros inserted between
 neighbouring elements along each axis, padded per axis by (ke - 1 - lift, out + lift - (n - 1) * s - 1)
 (ke the dilated kernel extent, lift the `same` crop), with the spatially flipped kernel and its
-channel axes swapped.
+channel axes swapped. With a stride above 1 nothing is zero-inserted: output positions of phase
+r (o % s == r) see only the taps j of that kernel with (r + j - lo) % s == 0, every s-th one, on
+consecutive input positions, so each of the prod(s) phases is a stride-1 conv of the input itself
+with a sub-kernel (the sub-pixel decomposition; Keras rejects strides > 1 with dilation > 1), and
+its output is written to y[..., r::s, ...]. That skips the (s^rank - 1) of every s^rank
+multiply-adds the zero-inserted conv spends on zeros and the zero-inserted copy of the input.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -24,6 +31,20 @@ def transpose_output_length(length, k, s, d, padding, output_padding):
     if padding == "valid":
         return (length - 1) * s + (max(ke, s) if output_padding is None else ke + output_padding)
     return length * s if output_padding is None else (length - 1) * s + ke % 2 + output_padding
+
+
+def output_phases(n, k, s, lo, out):
+    """Per output phase r of one axis (stride s, kernel k, undilated; lo the zero-inserted conv's
+    low pad): (r, outputs m, first tap j0, taps kr, input [start, end), sub-conv pads (lo, hi))."""
+    phases = []
+    for r in range(s):
+        m = max(0, -(-(out - r) // s))
+        j0 = (lo - r) % s
+        kr = max(0, -(-(k - j0) // s))
+        c0 = (r + j0 - lo) // s                  # output m of the phase reads inputs m + c0 + t, t < kr
+        start, end = max(0, c0), min(n, m - 1 + c0 + kr)
+        phases.append((r, m, j0, kr, start, end, (max(0, -c0), max(0, m + c0 + kr - 1 - n))))
+    return phases
 
 
 class BaseConvTranspose(ConvLayer):
@@ -65,7 +86,10 @@ class BaseConvTranspose(ConvLayer):
         self._kernel = np.ascontiguousarray(np.swapaxes(kernel, -1, -2))
 
     def _make_problem(self, shape):
-        """(the Problem on the zero-inserted input, that input's shape)."""
+        """[(output indices, input index, Problem, kernel, bias)]: one conv per group of phases that
+        read the same input window with the same sub-kernel shape and pads, its output channels
+        the phases' side by side (Problem None: a phase no tap reaches holds the bias); with
+        stride 1 the one conv [(None, None, Problem, kernel, bias)]."""
         spatial, c = self._split(shape)
         out = self._output_spatial(shape)
         pads = []
@@ -74,19 +98,57 @@ class BaseConvTranspose(ConvLayer):
             ke = effective_kernel(k, d)
             lift = 0 if self.padding == "valid" else max((n - 1) * s + ke - o, 0) // 2
             pads.append((ke - 1 - lift, o + lift - (n - 1) * s - 1))
-        dilated = tuple((n - 1) * s + 1 for n, s in zip(spatial, self.strides, strict=True))
-        big = self._join(shape[0], dilated, c)
-        return self._conv_problem(big, strides=None, padding=tuple(pads), out_channels=self.filters), big
+        if all(s == 1 for s in self.strides):
+            p = self._conv_problem(shape, strides=None, padding=tuple(pads), out_channels=self.filters)
+            return [(None, None, p, self._kernel, self._bias)]
+        axes = [output_phases(n, k, s, lo, o) for n, k, s, (lo, _), o in zip(
+            spatial, self.kernel_size, self.strides, pads, out, strict=True)]
+        groups: dict = {}           # phases reading the same input window with the same geometry
+        plan = []
+        for phase in itertools.product(*axes):
+            if any(m == 0 for _, m, *_ in phase):
+                continue
+            out_index = self._index(tuple(slice(r, None, s) for (r, *_), s in zip(phase, self.strides,
+                                                                                  strict=True)))
+            if any(kr == 0 or end <= start for _, _, _, kr, start, end, _ in phase):
+                plan.append(([out_index], None, None, None, None))
+                continue
+            window = tuple((start, end) for *_, start, end, _ in phase)
+            geometry = (window, tuple(kr for _, _, _, kr, *_ in phase), tuple(pad for *_, pad in phase))
+            taps = tuple(slice(j0, None, s) for (_, _, j0, *_), s in zip(phase, self.strides, strict=True))
+            groups.setdefault(geometry, []).append((out_index, self._kernel[taps]))
+        # One conv per group, its sub-kernels side by side: a k <= s layer (every phase a 1x1
+        # conv of the whole input) is then one GEMM with s^rank times the columns, not s^rank GEMMs.
+        for (window, kr, sub_pads), members in groups.items():
+            sub = self._join(shape[0], tuple(end - start for start, end in window), c)
+            p = self._conv_problem(sub, kernel=kr, strides=None, dilation=None, padding=sub_pads,
+                                   out_channels=self.filters * len(members))
+            kernel = np.ascontiguousarray(np.concatenate([k for _, k in members], axis=-1))
+            bias = np.ascontiguousarray(np.tile(self._bias, len(members)))
+            in_index = self._index(tuple(slice(start, end) for start, end in window))
+            plan.append(([o for o, _ in members], in_index, p, kernel, bias))
+        return plan
+
+    def _index(self, spatial):
+        lead = (slice(None),) if self.data_format == "channels_last" else (slice(None), slice(None))
+        return (*lead, *spatial)
 
     def call(self, x):
-        p, big = self._problem(x.shape)
-        if any(s > 1 for s in self.strides):
-            z = np.zeros(big, self._np_dtype)
-            steps = tuple(slice(None, None, s) for s in self.strides)
-            lead = (slice(None),) if self.data_format == "channels_last" else (slice(None), slice(None))
-            z[(*lead, *steps)] = x
-            x = z
-        return self.activation(ops.conv(x, self._kernel, self._bias, p))
+        plan = self._problem(x.shape)
+        if plan[0][0] is None:
+            _, _, p, kernel, bias = plan[0]
+            return self.activation(ops.conv(x, kernel, self._bias, p))
+        y = np.empty(self.compute_output_shape(x.shape), self._np_dtype)
+        last = self.data_format == "channels_last"
+        f = self.filters
+        for out_indices, in_index, p, kernel, bias in plan:
+            if p is None:
+                y[out_indices[0]] = self._bias if last else self._bias.reshape(-1, *(1,) * self.rank)
+                continue
+            ys = ops.conv(np.ascontiguousarray(x[in_index]), kernel, bias, p)
+            for i, out_index in enumerate(out_indices):
+                y[out_index] = ys[..., i * f:(i + 1) * f] if last else ys[:, i * f:(i + 1) * f]
+        return self.activation(y)
 
     def _on_device(self, x, shape):
         if any(s > 1 for s in self.strides):

@@ -26,11 +26,11 @@ SHAPES = [(1, 16, 8, 8, 3), (1, 16, 8, 16, 1), (1, 12, 16, 16, 3), (1, 8, 4, 8, 
 
 def fleet() -> None:
     import distributed
+    from nbconv.tuner import TuningDB
 
     from nbconv import knobs, make_problem
     from nbconv.distributed.cluster import local_cluster
     from nbconv.distributed.fleet import fleet_tune
-    from nbconv.tuner import TuningDB
     marker = tempfile.mktemp()
     envs = [knobs.worker_env(1, fingerprint_extra=k, die_once=marker, **QUICK) for k in "aabb"]
     items = [("conv", make_problem("conv", (n, h, h, c), rank=2, kernel=(k, k), padding="same",

@@ -213,8 +213,9 @@ def test_fleet_tune_writes_every_kind_into_one_database(fleet, tmp_path):
 def _edit_a_kernel(source_hash):
     """Run on a worker: give one registered kernel another source hash, as an edited file would.
     Returns the previous hash."""
-    from nbconv import ops  # noqa: F401  (registers the kernels)
     from nbconv.tuner import registry
+
+    from nbconv import ops  # noqa: F401  (registers the kernels)
     impl = registry.impls("conv")[0]
     before = impl.source_hash
     object.__setattr__(impl, "source_hash", source_hash)        # Impl is a frozen dataclass

@@ -6,9 +6,10 @@
   scaled by 1 + `settings.min_gain` against the runner-up's, p < `settings.alpha`
   (`stats.faster`). Otherwise every candidate it does not beat significantly, and whose
   median is within `settings.tie_band` of its own, is tied with it (few or noisy samples can
-  leave even a 20x slower candidate "not significantly slower"; it is never tied), and the tie goes to the highest priority, then the name, then the position in `cands`. The
-  tie partner (the fastest if it lost the tie, else the next tied one) and the whole tie set
-  are recorded, with the margin (partner's median / winner's median) and the p-value of "the
+  leave even a 20x slower candidate "not significantly slower": it is never tied). The tie
+  goes to the highest priority, then the name, then the position in `cands`. The tie partner
+  (the fastest if it lost the tie, else the next tied one) and the whole tie set are
+  recorded, with the margin (partner's median / winner's median) and the p-value of "the
   fastest beats the other of winner/partner". Failed candidates (RAISED, WRONG, SKIPPED) never
   win; if none ran correctly, RuntimeError.
 

@@ -22,6 +22,11 @@ TOL = 1e-5
 def _setup():
     with ops.tuning(mode="off"):
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_names_after():
+    yield
     L.clear_session()  # automatic names as a fresh process has them, for the modules after this one
     keras.backend.clear_session()
 

@@ -126,7 +126,8 @@ def tf_keras_file(tmp_path_factory):
     a = K.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
     b = K.BatchNormalization(name="bn")(a)
     c = K.DepthwiseConv2D(3, padding="same", name="dw")(b)
-    d = K.Concatenate(name="cat")([K.Add(name="add")([b, c]), a])
+    shared = K.Conv2D(4, 1, name="pw")  # two inbound nodes: the second is referred to as ["pw", 1, 0]
+    d = K.Concatenate(name="cat")([K.Add(name="add")([shared(b), shared(c)]), a])
     e = K.Conv2DTranspose(2, 3, strides=2, name="up")(d)
     y = K.Dense(3, activation="softmax", name="head")(K.GlobalAveragePooling2D(name="gap")(e))
     km = realistic(keras.Model(x, y))
@@ -140,6 +141,22 @@ def test_tf_keras_functional_file_matches_keras(tf_keras_file):
     km, path = tf_keras_file
     model = load_model(path)
     assert [la.name for la in model.layers] == [la.name for la in km.layers]
+    x = rand(2, 6, 6, 3)
+    assert reference.rel_error(model.predict(x), km.predict(x, verbose=0)) <= TOL
+
+
+def test_keras1_functional_file(tmp_path, tf_keras_file):
+    """Keras 1's functional form: `Model`, 3-element node references, `input_dtype`; its 'tf'
+    Deconvolution2D kernels were (rows, cols, in, filters)."""
+    km, _ = tf_keras_file
+    config, weights = keras2_functional(km, tf_keras=False), keras2_weights(km)
+    for entry in config["config"]["layers"]:
+        entry["inbound_nodes"] = [[ref[:3] for ref in node] for node in entry["inbound_nodes"]]
+        if entry["class_name"] == "InputLayer":
+            entry["config"]["input_dtype"] = entry["config"].pop("dtype")
+    name, kernel = weights["up"][0]
+    weights["up"][0] = (name, kernel.transpose(0, 1, 3, 2))
+    model = load_model(write_h5(tmp_path / "k1.h5", config, weights, version="1.2.2", keras1=True))
     x = rand(2, 6, 6, 3)
     assert reference.rel_error(model.predict(x), km.predict(x, verbose=0)) <= TOL
 

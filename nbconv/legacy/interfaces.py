@@ -209,7 +209,7 @@ def convert(kind, args, kwargs):
             f"`{kind}` can accept only {len(spec.positional)} positional arguments "
             f"{spec.positional}, but you passed the following positional arguments: {list(args)}"
         )
-    if kwargs.get("dim_ordering") in DIM_ORDERING:
+    if isinstance(kwargs.get("dim_ordering"), str) and kwargs["dim_ordering"] in DIM_ORDERING:
         kwargs["dim_ordering"] = DIM_ORDERING[kwargs["dim_ordering"]]
     for old, new in spec.conversions:
         if old in kwargs:

@@ -161,6 +161,22 @@ def test_keras1_functional_file(tmp_path, tf_keras_file):
     assert reference.rel_error(model.predict(x), km.predict(x, verbose=0)) <= TOL
 
 
+def test_chunked_name_attributes(tmp_path, tf_keras_file):
+    """Keras 2 split attributes larger than HDF5's header limit into `layer_names0`, `layer_names1`..."""
+    km, raw = tf_keras_file
+    path = tmp_path / "m.h5"
+    path.write_bytes(raw.read_bytes())
+    with h5py.File(path, "r+") as f:
+        group = f["model_weights"]
+        names = np.array([str(n).encode() for n in group.attrs.pop("layer_names")])
+        group.attrs["layer_names0"], group.attrs["layer_names1"] = names[:4], names[4:]
+        conv = f["model_weights/conv"]
+        weight_names = np.array([str(n).encode() for n in conv.attrs.pop("weight_names")])
+        conv.attrs["weight_names0"], conv.attrs["weight_names1"] = weight_names[:1], weight_names[1:]
+    x = rand(1, 6, 6, 3)
+    assert reference.rel_error(load_model(path).predict(x), km.predict(x, verbose=0)) <= TOL
+
+
 KERAS2_OBJECTS = {"bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
                   "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
                   "bias_constraint": None}

@@ -355,7 +355,7 @@ def test_output_size_message_matches_keras(make, shape):
     assert str(ninfo.value) == str(kinfo.value)
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(set(ACTIVATIONS) - {"hard_sigmoid_keras2"}))  # that: test_legacy*
 def test_activations_match_keras(name):
     x = np.linspace(-6, 6, 25).astype("float32").reshape(1, 25)
     fn = keras.activations.get(name)

@@ -509,7 +509,7 @@ def _legacy_wrong_shape(f):
 
 
 @pytest.mark.parametrize("edit,match", [
-    (_keras2, "Keras 2.15.0 are not supported"), (_absolute_weight_name, "bad weight name"),
+    (_keras2, "Keras 3's form in a Keras 1/2 file"), (_absolute_weight_name, "bad weight name"),
     (_legacy_soft_link, "SoftLink"), (_legacy_wrong_shape, r"shape \(4,\)")])
 def test_legacy_h5_refusals(tmp_path, legacy_h5, edit, match):
     import h5py

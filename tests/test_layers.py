@@ -409,7 +409,7 @@ def test_aliases_are_the_same_classes():
     assert L.MaxPool3D is L.MaxPooling3D and L.AvgPool1D is L.AveragePooling1D
     assert L.GlobalMaxPool1D is L.GlobalMaxPooling1D and L.GlobalAvgPool3D is L.GlobalAveragePooling3D
     assert L.Convolution2DTranspose is L.Conv2DTranspose and L.SeparableConvolution1D is L.SeparableConv1D
-    assert not hasattr(L, "Deconvolution2D")  # not in Keras 3 either
+    assert L.Deconvolution2D is L.Conv2DTranspose  # Keras 2.0-2.3's name (not Keras 3's): tests/test_legacy*
 
 
 @pytest.mark.parametrize("layer", [

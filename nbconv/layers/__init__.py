@@ -43,6 +43,22 @@ AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePoo
 GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
 GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
     GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAveragePooling3D)
+# Keras 2.0-2.3's names (gone from Keras 3 and tf-keras); Keras-1 arguments: nbconv.legacy.
+Deconvolution2D = Deconv2D = Conv2DTranspose
+Deconvolution3D = Deconv3D = Conv3DTranspose
+
+
+def AtrousConvolution1D(*args, **kwargs):
+    """Keras 2's deprecated `AtrousConvolution1D(..., atrous_rate=r)`: `Conv1D(..., dilation_rate=r)`."""
+    from ..legacy import AtrousConvolution1D as make
+    return make(*args, **kwargs)
+
+
+def AtrousConvolution2D(*args, **kwargs):
+    """Keras 2's deprecated `AtrousConvolution2D(..., atrous_rate=r)`: `Conv2D(..., dilation_rate=r)`."""
+    from ..legacy import AtrousConvolution2D as make
+    return make(*args, **kwargs)
+
 
 LAYER_CLASSES = {cls.__name__: cls for cls in (
     Conv1D, Conv2D, Conv3D, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D,
@@ -72,4 +88,6 @@ __all__ = sorted(LAYER_CLASSES) + [
     "Convolution1D", "Convolution2D", "Convolution3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
     "AvgPool1D", "AvgPool2D", "AvgPool3D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalMaxPool3D",
     "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalAvgPool3D", "Convolution1DTranspose",
-    "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D", "SeparableConvolution2D"]
+    "Convolution2DTranspose", "Convolution3DTranspose", "SeparableConvolution1D", "SeparableConvolution2D",
+    "Deconvolution2D", "Deconv2D", "Deconvolution3D", "Deconv3D", "AtrousConvolution1D",
+    "AtrousConvolution2D"]

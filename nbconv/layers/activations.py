@@ -115,3 +115,11 @@ def serialize(fn):
         if f is fn:
             return name
     return fn
+
+
+def hard_sigmoid_keras2(x):
+    """Keras 1/2's hard_sigmoid (slope 0.2; Keras 3's is x/6 + 0.5): legacy names and files use it."""
+    return np.clip(x * x.dtype.type(0.2) + x.dtype.type(0.5), 0, 1).astype(x.dtype, copy=False)
+
+
+ALL["hard_sigmoid_keras2"] = hard_sigmoid_keras2

@@ -75,7 +75,6 @@ FAMILIES["avgpool"] = FAMILIES["maxpool"]
 _BY_NAME = {f.name: f for fams in FAMILIES.values() for f in fams}
 # Families only the impls naming them in IMPL_FAMILIES draw from (not in an op's default draws).
 _NAMED_ONLY = (
-    Family("conv3d_vectors", ranks=(3,), groups="one", vectors=True),
     Family("conv3d_3x3x3_vectors", ranks=(3,), kernel=3, strides=1, dilation=1, groups="one", vectors=True),
 )
 _BY_NAME.update({f.name: f for f in _NAMED_ONLY})
@@ -89,7 +88,6 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "depthwise_direct": ("depthwise", "depthwise", "depthwise_vectors"),   # multipliers twice as often
     "depthwise_tiled": ("depthwise_vectors",),
     "tiled_direct": ("conv_vectors",),
-    "conv3d_via_2d": ("conv3d_vectors",),
     "conv3d_via_winograd": ("conv3d_3x3x3_vectors",),
     "maxpool_global": ("pool_global",),
     "avgpool_global": ("pool_global",),

@@ -1,21 +1,21 @@
-"""Conv3D through the 2-D kernels (register-tiled direct, Winograd), lowered over kernel depth only.
+"""Conv3D through the 2-D Winograd kernels, lowered over kernel depth only.
 
 For each output depth the kd input slices it reads are stacked along channels, x (N, D, H, W, C) ->
 (N*OD, H, W, kd*C) (channels_first (N, C, D, H, W) -> (N*OD, kd*C, H, W)), so the layer is one 2-D
 conv with kd*C input channels and the kernel (kd, kh, kw, C, F) -> (kh, kw, kd*C, F). The copy is
 kd / sd times the input (a full im2col is kd*kh*kw / (sd*sh*sw) times); with kernel depth 1 and
 stride 1 in channels_last it is a view (depth folds into the batch). channels_first's output comes
-back as (N, OD, F, OH, OW) and is transposed once. (Conv1D needs no such wrapper: the tiled kernels
-serve rank 1 directly, as a 2-D view of height 1.)
+back as (N, OD, F, OH, OW) and is transposed once. Conv1D needs no wrapper: the tiled kernels serve
+rank 1 directly.
 
-Each 2-D kernel of priority >= 20 (the register-tiled and Winograd ones; im2col and the blocked
-loops already serve 3-D at the same cost) that applies to the 2-D Problem is a config of the
-wrapper, `{"inner": name, **its first config for that Problem}` (one per kernel keeps tuning and
-the tests short), so the tuner picks the 2-D kernel; the wrapper's `prepare` reorders the
-weights and runs the inner kernel's `prepare` on them once. Kernels that mix tiles (Winograd) sit
-behind `conv3d_via_winograd`, which declares `mixes_tiles` (and so gets the NaN/Inf fallback); the
-others behind `conv3d_via_2d`. Tolerances: the inner kernels' (1e-4 direct, 1e-3 for Winograd
-F(4x4); measured max rel error 2.6e-6 on the tests' draws).
+Only the Winograd kernels (2-D only) are wrapped: the register-tiled, im2col and blocked kernels
+serve 3-D directly, and this wrapper around tiled_direct measured slower than tiled_direct itself
+(the lowering copy and channels_first's transpose cost more than they saved; `nbconv bench
+--families --only Conv3D`). Each Winograd kernel that applies to the 2-D Problem (3x3 in height and
+width, stride and dilation 1 there) is a config, `{"inner": name, **its first config}` (one per
+kernel keeps tuning and the tests short), so the tuner picks the kernel; `prepare` reorders the
+weights and runs the inner kernel's `prepare` once. `mixes_tiles` is declared (the NaN/Inf
+fallback applies). Tolerance 1e-3, Winograd F(4x4)'s; measured max rel error 2.6e-6 in the tests.
 """
 from __future__ import annotations
 
@@ -132,12 +132,6 @@ def _run(x, w, b, p: Problem, prepared, inner, cfg, mixing=False):
         return y2.reshape(p.output_shape)
     n, od = p.batch, p.out_spatial[0]
     return np.ascontiguousarray(y2.reshape(n, od, *y2.shape[1:]).transpose(0, 2, 1, 3, 4))
-
-
-@register("conv", applies=_applies(False, "conv3d_via_2d"), configs=_configs(False), tolerance=1e-4,
-          priority=35, prepare=_prepare)
-def conv3d_via_2d(x, w, b, p: Problem, prepared=None, inner=None, **cfg):
-    return _run(x, w, b, p, prepared, inner, cfg)
 
 
 @register("conv", applies=_applies(True, "conv3d_via_winograd"), configs=_configs(True), tolerance=1e-3,

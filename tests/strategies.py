@@ -36,8 +36,9 @@ def lanes(dtype: str) -> int:
 @dataclass(frozen=True)
 class Family:
     """A class of Problems of one op. `kernel`: None draws 1..kmax per axis, an int fixes it on
-    every axis, "global" takes the input's extent. `groups`: "any", "one", "depthwise" (channel
-    multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
+    every axis, "global" takes the input's extent. `groups`: "any", "one", "one_wide" (one group,
+    whole vectors of input channels), "depthwise" (channel multiplier 1-3) or "depthwise1"
+    (multiplier 1). `vectors`: out_channels are 1-4 whole
     vectors of the drawn dtype (else ragged counts); the last output extent then comes from WIDE."""
     name: str
     ranks: tuple = (1, 2, 3)
@@ -75,7 +76,8 @@ FAMILIES["avgpool"] = FAMILIES["maxpool"]
 _BY_NAME = {f.name: f for fams in FAMILIES.values() for f in fams}
 # Families only the impls naming them in IMPL_FAMILIES draw from (not in an op's default draws).
 _NAMED_ONLY = (
-    Family("conv3d_3x3x3_vectors", ranks=(3,), kernel=3, strides=1, dilation=1, groups="one", vectors=True),
+    Family("conv3d_3x3x3_vectors", ranks=(3,), kernel=3, strides=1, dilation=1, groups="one_wide",
+           vectors=True),
 )
 _BY_NAME.update({f.name: f for f in _NAMED_ONLY})
 
@@ -124,6 +126,8 @@ def _channels(draw, fam: Family, dtype):
         f = lane * draw(st.sampled_from([1, 1, 2, 2, 3, 4]))
         if fam.groups == "depthwise1":
             return f, f, f
+        if fam.groups == "one_wide":            # whole vectors of input channels too
+            return lane * draw(st.sampled_from([1, 2])), f, 1
         return draw(st.sampled_from([1, 2, 3, 5, lane])), f, 1
     if fam.groups in ("depthwise", "depthwise1"):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))

@@ -12,8 +12,9 @@ Only the Winograd kernels (2-D only) are wrapped: the register-tiled, im2col and
 serve 3-D directly, and this wrapper around tiled_direct measured slower than tiled_direct itself
 (the lowering copy and channels_first's transpose cost more than they saved; `nbconv bench
 --families --only Conv3D`). Each Winograd kernel that applies to the 2-D Problem (3x3 in height and
-width, stride and dilation 1 there) is a config, `{"inner": name, **its first config}` (one per
-kernel keeps tuning and the tests short), so the tuner picks the kernel; `prepare` reorders the
+width, stride and dilation 1 there; at least 8 channels in and out) is a config,
+`{"inner": name, **its first config}` (one per kernel keeps tuning and the tests short), so the
+tuner picks the kernel; `prepare` reorders the
 weights and runs the inner kernel's `prepare` once. `mixes_tiles` is declared (the NaN/Inf
 fallback applies). Tolerance 1e-3, Winograd F(4x4)'s; measured max rel error 2.6e-6 in the tests.
 """
@@ -27,6 +28,9 @@ from nbconv.tuner.registry import register, registry
 
 from ..spec import Problem
 from .arrays5d import applies_common, check_array
+
+# Below this, measured: a 3-channel video first layer ran 2-10x slower through Winograd than tiled.
+_MIN_CHANNELS = 8
 
 
 @functools.lru_cache(maxsize=512)
@@ -63,6 +67,9 @@ def _applies(mixing, name):
         ok = applies_common(p)
         if ok is not True:
             return f"{name}: {ok}"
+        if p.in_channels < _MIN_CHANNELS or p.out_channels < _MIN_CHANNELS:
+            return (f"{name}: at least {_MIN_CHANNELS} input and output channels (the transforms pay off "
+                    f"with many channels); got {p.in_channels}-{p.out_channels}")
         if p.groups != 1:
             return f"{name}: groups == 1 only (the depth slices are stacked along channels)"
         if not _inners(p, mixing):

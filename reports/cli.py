@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import asv_results, figures, gpu, html, machine, sweep, timing, torch_anchor, yardsticks
+from . import asv_results, families, figures, gpu, html, machine, sweep, timing, torch_anchor, yardsticks
 
 
 def parse(argv):
@@ -140,7 +140,8 @@ def load_now() -> str:
 def page(figs: dict, tables: dict) -> list:
     """Page order: reference shapes (figures, then their tables), sweeps, every candidate."""
     order = [("figure", "reference_shapes"), ("figure", "peak_fraction"),
-             ("table", "Reference shapes"), ("table", "Geometric mean"), ("table", "Tuner decisions"),
+             ("table", "Reference shapes"), ("table", "Geometric mean"), ("table", "Layer families"),
+             ("table", "Tuner decisions"),
              ("figure", "kernel_sweep"), ("figure", "pool_sweep"), ("table", "Pooling"),
              ("table", "Every candidate"), ("table", "GPU"), ("asv", "asv")]
     out = []
@@ -196,6 +197,8 @@ def main(argv=None) -> int:
     figs = figures.all_figures(df, anchors, out / "figures")
     tables = summary_tables(df, decisions, anchors)
     tables.update(gpu.from_database())             # only where a GPU was used: its "cuda" rows
+    if s.torch and s.sweep:                        # every layer family against torch, both formats
+        tables.update(families.report_tables(quick=a.quick, tiny=a.tiny, threads_n=s.threads))
     if asv_df is not None and not asv_df.empty:
         asv_df.to_csv(out / "asv_results.csv", index=False)
         files.append("asv_results.csv")

@@ -3,6 +3,7 @@
     nbconv bench --reference [--batch 1,8] [--only res3a_3x3,...] [--shapes my.csv] [--quick]
     nbconv bench --impls [--only ...]       # every registered (impl, config), GFLOP/s and % of sgemm
     nbconv bench --memory [--only ...]      # peak extra memory of the im2col path (nbconv.reports.memory)
+    nbconv bench --families [--quick|--tiny] # every layer family, both data formats (nbconv.reports.families)
 
 Per shape: nbconv's first call (tuning, compile) is never timed; then nbconv, torch NCHW and
 torch channels_last are measured by the tuner's loop (nbconv.reports.timing: first call apart, one
@@ -209,7 +210,11 @@ def _shapes(args):
 
 
 def main(argv=None) -> int:
-    args = _parse(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--families" in argv:                     # every layer family against torch: its own options
+        from . import families
+        return families.main([a for a in argv if a != "--families"])
+    args = _parse(argv)
     threads.set_threads(args.threads)
     shapes = _shapes(args)
     if not shapes:

@@ -36,10 +36,11 @@ def lanes(dtype: str) -> int:
 @dataclass(frozen=True)
 class Family:
     """A class of Problems of one op. `kernel`: None draws 1..kmax per axis, an int fixes it on
-    every axis, "global" takes the input's extent. `groups`: "any", "one", "grouped" (2 or 3),
-    "depthwise" (channel multiplier 1-3) or "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole
-    vectors of the drawn dtype (else ragged counts); the last output extent then comes from WIDE.
-    `layouts`: the data formats drawn (channels_first only for the NCHW kernels)."""
+    every axis, "global" takes the input's extent. `groups`: "any", "one", "one_wide" (one group,
+    whole vectors of input channels), "grouped" (2 or 3), "depthwise" (channel multiplier 1-3) or
+    "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole vectors of the drawn dtype
+    (else ragged counts); the last output extent then comes from WIDE. `layouts`: the data formats
+    drawn (channels_first only for the NCHW kernels)."""
     name: str
     ranks: tuple = (1, 2, 3)
     kernel: int | str | None = None
@@ -78,6 +79,12 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
 }
 FAMILIES["avgpool"] = FAMILIES["maxpool"]
 _BY_NAME = {f.name: f for fams in FAMILIES.values() for f in fams}
+# Families only the impls naming them in IMPL_FAMILIES draw from (not in an op's default draws).
+_NAMED_ONLY = (
+    Family("conv3d_3x3x3_vectors", ranks=(3,), kernel=3, strides=1, dilation=1, groups="one_wide",
+           vectors=True),
+)
+_BY_NAME.update({f.name: f for f in _NAMED_ONLY})
 
 # The families each known impl is drawn from: those its `applies` accepts (nearly) all of.
 IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -91,6 +98,9 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "nchw_tiled": ("conv_first",),
     "nchw_depthwise": ("depthwise_first",),
     "grouped_last": ("grouped_last",),
+    "conv3d_via_winograd": ("conv3d_3x3x3_vectors",),
+    "maxpool_global": ("pool_global",),
+    "avgpool_global": ("pool_global",),
 }
 
 
@@ -124,6 +134,8 @@ def _channels(draw, fam: Family, dtype):
         f = lane * draw(st.sampled_from([1, 1, 2, 2, 3, 4]))
         if fam.groups == "depthwise1":
             return f, f, f
+        if fam.groups == "one_wide":            # whole vectors of input channels too
+            return lane * draw(st.sampled_from([1, 2])), f, 1
         return draw(st.sampled_from([1, 2, 3, 5, lane])), f, 1
     if fam.groups in ("depthwise", "depthwise1"):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))

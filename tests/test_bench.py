@@ -110,3 +110,50 @@ def test_torch_anchor_matches_nbconv_on_asymmetric_padding():
     assert set(calls) == set(torch_anchor.FORMATS)
     for run in calls.values():
         assert torch_anchor.rel_error(ops.conv(x, w, b, p), run(), p) < 1e-5
+
+
+def test_families_table(tmp_path, capsys):
+    """`nbconv bench --families --tiny`: one row per (case, format), each family's geomeans, the
+    same numbers as torch (err), ratio = torch ms / nbconv ms."""
+    from nbconv.reports import families, families_cases
+
+    from nbconv import ops
+    out = tmp_path / "families.csv"
+    with ops.tuning(mode="off"):                 # decisions by priority: the table's plumbing, not tuning
+        rc = compare.main(["--families", "--tiny", "--batch", "1", "--samples", "2", "--min-time", "0",
+                           "--csv", str(out)])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:5] == ["family", "case", "format", "N", "nbconv"]
+    n = 2 * len(families_cases.TINY)
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == n
+    assert [(r["case"], r["format"]) for r in rows] == [(c.name, fmt) for c in families_cases.TINY
+                                                        for fmt in families.FORMATS]
+    for r in rows:
+        assert float(r["nbconv_ms"]) > 0 and float(r["torch_ms"]) > 0 and r["impl"]
+        assert float(r["ratio"]) == pytest.approx(float(r["torch_ms"]) / float(r["nbconv_ms"]), rel=1e-6)
+        assert float(r["err"]) < 1e-4, r                 # torch computed the same layer
+        assert r["verdict"] in ("nbconv", "torch", "tie") and int(r["samples"]) == 2
+    fams = {c.family for c in families_cases.CASES}
+    assert {c.family for c in families_cases.TINY} == fams        # the tiny run covers every family
+    summary = lines[1 + n:]
+    for fam in fams:
+        for fmt in (*families.FORMATS, "all"):
+            assert any(s.split()[:2] == [fam, fmt] for s in summary), (fam, fmt)
+    assert summary[-1].split()[:3] == ["all", "all", str(n)]
+
+
+def test_families_selection_and_arguments():
+    from nbconv.reports import families, families_cases
+    quick = families.select(quick=True)
+    assert {c.family for c in quick} == {c.family for c in families_cases.CASES}
+    assert [c.family for c in families.select(only="Conv3D")] == ["Conv3D"] * 3
+    assert families.summary([dict(family="X", format="channels_last", case="a", batch=1, ratio=2.0),
+                             dict(family="X", format="channels_first", case="a", batch=1, ratio=0.5)])[-1][
+        "geomean"] == pytest.approx(1.0)
+    assert compare.main(["--families", "--tiny", "--only", "nope"]) == 2
+    for bad in (["--formats", "nhwc"], ["--batch", "0"], ["--clock", "cpu", "--threads", "2"]):
+        with pytest.raises(SystemExit):
+            families.main(["--tiny", *bad])

@@ -8,10 +8,12 @@ from nbconv.tuner.registry import registry as _registry  # noqa: E402
 
 from . import (  # noqa: F401
     blocked,
+    conv_via2d,
     dense_blas,
     depthwise,
     gemm,
     local_gemm,
+    pool_rows,
     pool_separable,
     tiled,
     winograd,

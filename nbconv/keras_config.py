@@ -7,9 +7,11 @@ import inspect
 import math
 
 from . import layers as L
+from .keras_dtypes import compute_in_float32, half_policy_warning, weights_as_float
 from .layers import base
 from .layers.operations import OPERATIONS, NumpyOperation
 
+_half_layers: list = []         # (name, policy) of the model being built's half-precision layers
 DEFAULT_MAX_WEIGHTS = 1 << 29   # float elements (2 GiB of float32) a loaded model may hold
 MAX_LAYERS = 5000               # Keras's largest applications have ~1,000; graph building is O(n^2) at worst
 
@@ -89,7 +91,7 @@ def make_layer(entry):
     if not isinstance(config.get("name"), str) or "/" in config["name"]:
         raise LoadError(f"{where}: `name` must be a string without `/`.")
     try:
-        return cls.from_config(dict(config))
+        return cls.from_config(compute_in_float32(dict(config), _half_layers))
     except Exception as e:
         raise LoadError(f"{where}: {type(e).__name__}: {e}") from e
 
@@ -237,14 +239,19 @@ def model_from_config(model_config, max_weights=DEFAULT_MAX_WEIGHTS):
     if unknown:
         raise LoadError(f"Model '{config.get('name')}': unknown config keys {sorted(unknown)}.")
     base_names = dict(base._name_counts)
+    _half_layers.clear()
     try:
         with weight_budget(max_weights):
-            return _functional(config) if cls_name == "Functional" else _sequential(config)
+            model = _functional(config) if cls_name == "Functional" else _sequential(config)
     except RecursionError as e:
         raise LoadError("The model config is nested too deeply.") from e
     finally:  # loading does not consume automatic names
         base._name_counts.clear()
         base._name_counts.update(base_names)
+    if _half_layers:
+        half_policy_warning(config.get("name"), _half_layers)
+        _half_layers.clear()
+    return model
 
 
 def layer_weight_groups(model):
@@ -269,9 +276,11 @@ def check_weights(layer, values):
     if shapes != expect:
         raise LoadError(f"Layer '{layer.name}' (class {type(layer).__name__!r}): weight shapes {shapes} "
                         f"differ from the {expect} its config implies.")
+    values = weights_as_float(values)
     for i, v in enumerate(values):
         if isinstance(layer, L.Normalization) and i == 2 and v.dtype.kind in "iu":
             continue  # Keras's int `count` of samples seen by adapt(): not used at inference
         if v.dtype.kind != "f" or v.dtype.itemsize not in (2, 4, 8):
-            raise LoadError(f"Layer '{layer.name}': weights must be float16/32/64. Received {v.dtype}.")
+            raise LoadError(f"Layer '{layer.name}': weights must be float16/32/64 or bfloat16. "
+                            f"Received {v.dtype}.")
     layer.set_weights(values)

@@ -21,6 +21,7 @@ from .keras_config import (
     layer_weight_groups,
     model_from_config,
 )
+from .keras_dtypes import bfloat16_to_float32
 from .keras_legacy import load_legacy_h5
 
 MAX_MEMBERS = 64
@@ -83,10 +84,17 @@ def _check_tree(h5py, group, count=None):
         elif isinstance(obj, h5py.Dataset):
             if obj.is_virtual or obj.external:
                 raise LoadError(f"Weights file: {obj.name} is a virtual or external dataset.")
-            if obj.dtype not in _FLOATS and not (obj.dtype in _INTS and obj.shape == ()):
-                raise LoadError(f"Weights file: {obj.name} has dtype {obj.dtype}; float16/32/64 only.")
+            if obj.dtype not in _FLOATS and not (obj.dtype in _INTS and obj.shape == ()) and not _bf16(obj):
+                raise LoadError(f"Weights file: {obj.name} has dtype {obj.dtype}; "
+                                "float16/32/64 or bfloat16 only.")
         else:
             raise LoadError(f"Weights file: {group.name}/{key} is neither a group nor a dataset.")
+
+
+def _bf16(ds):
+    """Keras writes bfloat16 as 2-byte opaque data tagged with the attribute dtype="bfloat16"."""
+    tag = ds.attrs.get("dtype") if ds.dtype.kind == "V" and ds.dtype.itemsize == 2 else None
+    return tag in ("bfloat16", b"bfloat16")
 
 
 def _layer_values(h5py, layers_group, group_name, layer):
@@ -107,7 +115,7 @@ def _layer_values(h5py, layers_group, group_name, layer):
         if tuple(ds.shape) != w.shape:  # before reading: a dataset is never larger than implied
             raise LoadError(f"Layer '{layer.name}' (class {type(layer).__name__!r}): variable {i} has shape "
                             f"{tuple(ds.shape)}; its config implies {w.shape}.")
-        values.append(np.asarray(ds[()]))
+        values.append(bfloat16_to_float32(ds[()]) if _bf16(ds) else np.asarray(ds[()]))
     return values
 
 

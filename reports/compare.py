@@ -4,6 +4,7 @@
     nbconv bench --impls [--only ...]       # every registered (impl, config), GFLOP/s and % of sgemm
     nbconv bench --memory [--only ...]      # peak extra memory of the im2col path (nbconv.reports.memory)
     nbconv bench --families [--quick|--tiny] # every layer family, both data formats (nbconv.reports.families)
+    nbconv bench --model my.keras | --networks all   # whole models (nbconv.reports.model_bench)
 
 Per shape: nbconv's first call (tuning, compile) is never timed; then nbconv, torch NCHW and
 torch channels_last are measured by the tuner's loop (nbconv.reports.timing: first call apart, one
@@ -168,7 +169,8 @@ def bench_plain(shapes, args, out=None):
 
 
 def _parse(argv):
-    ap = argparse.ArgumentParser(prog="nbconv bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="nbconv bench", description=__doc__.split("\n\nPer shape")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", action="store_true", help="compare with torch conv2d (needs torch)")
     ap.add_argument("--impls", action="store_true", help="time every registered impl and config")
     ap.add_argument("--shapes", help="CSV of shapes (default: the package's reference set)")

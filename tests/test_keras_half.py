@@ -31,6 +31,7 @@ def _loaded_with_one_warning(load, policy):
 def _setup():
     with ops.tuning(mode="off"):
         yield
+    keras.backend.clear_session()      # Keras's automatic names, as other modules expect them
 
 
 def _model(policy):

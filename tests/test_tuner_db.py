@@ -220,7 +220,7 @@ def test_tie_set_is_stored_and_read_back(tmp_path):
     reg = Registry()
     for name in ("p", "q", "r"):                   # the same code: a three-way tie
         register("op", name, registry=reg)(lambda x, p: x * 2.0)
-    settings = QUICK.with_(min_gain=10.0)         # nothing can be 11x faster: always a tie
+    settings = QUICK.with_(min_gain=10.0, tie_band=10.0)   # nothing is 11x faster: always a tie
     t = Tuner(reg, Verifier(reference=lambda op, p, x: x * 2.0), fingerprint={},
               settings=settings.with_(db=db))
     d = t.select("op", P("k"), (np.ones(3),))

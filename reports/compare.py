@@ -178,25 +178,14 @@ def _parse(argv):
     ap.add_argument("--quick", action="store_true", help="three tiny shapes (smoke test)")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
     ap.add_argument("--layout", default="channels_last", choices=("channels_last", "channels_first"))
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
-                    help="cpu: CPU time of the process (needs --threads 1); robust on a busy machine")
-    ap.add_argument("--samples", type=int, default=7, help="interleaved samples per timing (median)")
-    ap.add_argument("--min-time", type=float, default=0.02, help="seconds per sample, at least")
+    timing.add_timing_args(ap, samples=7, min_time=0.02)
     ap.add_argument("--flops-cap", type=float, default=2e8,
                     help="--impls: skip priority-0 fallbacks above this many FLOPs")
     ap.add_argument("--memory", action="store_true",
                     help="peak extra memory of the im2col path per workspace cap (a process each)")
     ap.add_argument("--csv", help="write the rows to this CSV file")
     args = ap.parse_args(argv)
-    if args.threads < 1:
-        ap.error(f"--threads must be >= 1, got {args.threads}")
-    if args.clock == "cpu" and args.threads != 1:
-        ap.error("--clock cpu counts every thread's CPU time: use it with --threads 1")
-    if args.samples < 1:
-        ap.error(f"--samples must be >= 1, got {args.samples}")
-    if not args.min_time >= 0:
-        ap.error(f"--min-time must be >= 0, got {args.min_time}")
+    timing.check_timing_args(ap, args)
     return args
 
 

@@ -164,21 +164,10 @@ def parse(argv):
     ap.add_argument("--only", help="comma-separated families or case names to keep")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
     ap.add_argument("--formats", default=",".join(FORMATS), help="data formats (default: both)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
-                    help="cpu: CPU time of the process (needs --threads 1); robust on a busy machine")
-    ap.add_argument("--samples", type=int, default=5, help="interleaved samples per timing (median)")
-    ap.add_argument("--min-time", type=float, default=0.01, help="seconds per sample, at least")
+    timing.add_timing_args(ap, samples=5, min_time=0.01)
     ap.add_argument("--csv", help="write the rows to this CSV file")
     a = ap.parse_args(argv)
-    if a.threads < 1:
-        ap.error(f"--threads must be >= 1, got {a.threads}")
-    if a.clock == "cpu" and a.threads != 1:
-        ap.error("--clock cpu counts every thread's CPU time: use it with --threads 1")
-    if a.samples < 1:
-        ap.error(f"--samples must be >= 1, got {a.samples}")
-    if not a.min_time >= 0:
-        ap.error(f"--min-time must be >= 0, got {a.min_time}")
+    timing.check_timing_args(ap, a)
     a.formats = [f.strip() for f in a.formats.split(",") if f.strip()]
     if not a.formats or any(f not in FORMATS for f in a.formats):
         ap.error(f"--formats must name channels_last and/or channels_first, got {a.formats}")

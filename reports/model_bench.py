@@ -133,18 +133,11 @@ def parse(argv):
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "nbconv-networks"),
                     help="where --networks saves the models it builds (reused)")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
-                    help="cpu: CPU time of the process (needs --threads 1); robust on a busy machine")
-    ap.add_argument("--samples", type=int, default=7, help="interleaved samples per timing (median)")
-    ap.add_argument("--min-time", type=float, default=0.05, help="seconds per sample, at least")
+    timing.add_timing_args(ap, samples=7, min_time=0.05)
     a = ap.parse_args(argv)
     if not a.model and not a.networks:
         ap.error("give --model PATH or --networks all")
-    if a.threads < 1 or a.samples < 1 or not a.min_time >= 0:
-        ap.error("--threads and --samples must be >= 1, --min-time >= 0")
-    if a.clock == "cpu" and a.threads != 1:
-        ap.error("--clock cpu counts every thread's CPU time: use it with --threads 1")
+    timing.check_timing_args(ap, a)
     try:
         a.batches = [int(v) for v in a.batch.split(",")]
     except ValueError:

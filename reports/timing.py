@@ -98,3 +98,24 @@ def quartiles(samples) -> tuple[float, float]:
         return float("nan"), float("nan")
     q1, q3 = np.percentile(np.asarray(samples, float), [25, 75])
     return float(q1), float(q3)
+
+
+def add_timing_args(ap, *, samples: int, min_time: float) -> None:
+    """The options every measuring command shares: --threads, --clock, --samples, --min-time."""
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: CPU time of the process (needs --threads 1); robust on a busy machine")
+    ap.add_argument("--samples", type=int, default=samples, help="interleaved samples per timing (median)")
+    ap.add_argument("--min-time", type=float, default=min_time, help="seconds per sample, at least")
+
+
+def check_timing_args(ap, a) -> None:
+    """argparse errors for the options of `add_timing_args`."""
+    if a.threads < 1:
+        ap.error(f"--threads must be >= 1, got {a.threads}")
+    if a.clock == "cpu" and a.threads != 1:
+        ap.error("--clock cpu counts every thread's CPU time: use it with --threads 1")
+    if a.samples < 1:
+        ap.error(f"--samples must be >= 1, got {a.samples}")
+    if not a.min_time >= 0:
+        ap.error(f"--min-time must be >= 0, got {a.min_time}")

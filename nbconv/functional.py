@@ -6,6 +6,7 @@ import numpy as np
 from . import distributed
 from . import models as _models
 from .layers import InputLayer
+from .layers.args import predict_batch_size
 from .layers.base import to_snake_case, unique_name
 from .layers.symbolic import KerasTensor, map_structure
 from .plan import Plan
@@ -125,11 +126,7 @@ class Model:
         (chunked along the batch axis) gives a lazy `dask.array` (`nbconv.distributed`)."""
         if any(distributed.is_dask_collection(a) for a in _as_list(x)):
             return distributed.predict_dask(self, x, batch_size=batch_size)
-        if batch_size is None:
-            batch_size = 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError("Argument `batch_size` must be a positive int. "
-                             f"Received: batch_size={batch_size}")
+        batch_size = predict_batch_size(batch_size)
         xs = [np.asarray(a) for a in _as_list(x)]
         n = xs[0].shape[0]
         if n <= batch_size:

@@ -7,6 +7,7 @@ import numpy as np
 
 from . import distributed
 from . import layers as _layers
+from .layers.args import predict_batch_size
 from .layers.base import Layer, to_snake_case, unique_name
 from .layers.symbolic import KerasTensor
 from .plan import chain_plan
@@ -129,11 +130,7 @@ class Sequential:
         (chunked along the batch axis) gives a lazy `dask.array` (`nbconv.distributed`)."""
         if distributed.is_dask_collection(x):
             return distributed.predict_dask(self, x, batch_size=batch_size)
-        if batch_size is None:
-            batch_size = 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError("Argument `batch_size` must be a positive int. "
-                             f"Received: batch_size={batch_size}")
+        batch_size = predict_batch_size(batch_size)
         x = np.asarray(x)
         if x.ndim == 0:
             raise ValueError("Argument `x` must have a batch axis. Received a scalar.")

@@ -78,6 +78,15 @@ def standardize_dtype(value):
     return name
 
 
+def predict_batch_size(batch_size):
+    """`predict`'s batch size: 32 when None (as Keras), else a positive int."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"Argument `batch_size` must be a positive int. Received: batch_size={batch_size}")
+    return batch_size
+
+
 def check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"Argument `{name}` must be a bool. Received: {name}={value!r}")

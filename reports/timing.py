@@ -7,11 +7,9 @@ min_gain). Nothing here keeps a loop of its own.
 """
 from __future__ import annotations
 
-import time
-
 from nbconv.tuner import Measurement, Settings
 from nbconv.tuner.measure import OK, begin, sample_round_robin
-from nbconv.tuner.registry import sync_timer
+from nbconv.tuner.registry import process_timer, sync_timer
 from nbconv.tuner.stats import faster, median, spread
 
 __all__ = ["Measurement", "OK", "settings", "exactly", "timer", "measure", "measure_many", "verdict",
@@ -34,19 +32,12 @@ def exactly(n: int, *, min_sample_s: float = 2e-3) -> Settings:
     return Settings(min_sample_s=min_sample_s, min_samples=n, max_samples=n, candidate_budget_s=float("inf"))
 
 
-def _cpu_timer(call, n: int) -> float:
-    t0 = time.process_time()
-    for _ in range(n):
-        call()
-    return time.process_time() - t0
-
-
 def timer(clock: str = "wall", sync=None):
     """`timer(call, n) -> seconds`: the tuner's default (`perf_counter`, `sync()` around it) for
     "wall"; for "cpu" the process's CPU time (`time.process_time`), which a busy machine does not
     inflate (meaningful with one thread)."""
     if clock == "cpu":
-        return _cpu_timer
+        return process_timer(sync)
     if clock != "wall":
         raise ValueError(f"timer: clock must be 'wall' or 'cpu'. Received: {clock!r}")
     return sync_timer(sync)

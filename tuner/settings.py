@@ -26,6 +26,8 @@ class Settings:
     prune: float = 0.0              # > 1: candidates estimated slower than prune x the best estimate
                                     # are not measured (0: measure all)
     model_db: str | None = None     # another tuning DB whose rows (this machine's) also train the cost model
+    clock: Any = None               # a clock factory, sync -> timer(call, n) (e.g. registry.process_timer),
+                                    # for impls without a timer of their own (None: perf_counter)
     db: Any = ":memory:"            # the tuning database: a path, ":memory:", or an open TuningDB
 
     def __post_init__(self) -> None:

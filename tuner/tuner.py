@@ -283,7 +283,7 @@ class Tuner:
                 m.status, m.reason = SKIPPED, f"shape budget of {s.shape_budget_s:g} s spent"
                 continue
             self.measured += 1
-            timer = impl.clock()
+            timer = impl.clock(s.clock)
             call = begin(functools.partial(impl.bind, arrays, problem, cfg), m, timer=timer,
                          check=self.verifier.check(impl, problem, reference, s), settings=s)
             if call is not None:

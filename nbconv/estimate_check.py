@@ -85,8 +85,7 @@ def evaluate(t, model, test, times):
         if not med:
             continue
         best = min(med, key=med.get)
-        pred = {(i.name, config_json(c)): model.predict(p.key(), i.name, c, t.features) for i, c in cands}
-        pred = {k: v for k, v in pred.items() if v is not None}
+        pred = model.predict_all(p.key(), [(i.name, c) for i, c in cands], t.features)
         first = (cands[0][0].name, config_json(cands[0][1]))
         chosen = min(pred, key=pred.get) if pred else first
         out.append((name, p.key(), label(chosen[0], _cfg(chosen[1])), label(best[0], _cfg(best[1])),

@@ -73,3 +73,24 @@ def test_estimate_check_cpu_clock_needs_one_thread(tmp_path):
     with pytest.raises(SystemExit, match="--clock cpu counts every thread's CPU time: use it with "
                        "--threads 1. Received: --threads 2"):
         cli.main(["estimate-check", "--lists", str(tmp_path), "--clock", "cpu", "--threads", "2"])
+
+
+def test_similar_measured_problems_rank_candidates_where_the_regression_cannot():
+    from nbconv.tuner.costmodel import CostModel
+    from test_costmodel import size_features, synthetic_rows
+
+    def a(n):
+        return 1e-6 * n
+
+    def b(n):                       # a cliff: b is faster only for sizes 10-14, 2x slower elsewhere
+        return 1e-6 * n * (0.5 if 10 <= n <= 14 else 2.0)
+    rows = synthetic_rows({"a": a, "b": b}, [n for n in range(2, 41) if n != 12])
+    cands = [("a", {}), ("b", {})]
+    for similar, winner in ((0, "a"), (4, "b")):
+        m = CostModel.fit(rows, size_features, neighbours=0, similar=similar)
+        pred = m.predict_all("fake/12", cands, size_features)
+        assert min(pred, key=pred.get)[0] == winner
+        again = CostModel.from_json(m.to_json()).predict_all("fake/12", cands, size_features)
+        assert again == pytest.approx(pred)
+    far = m.predict_all("fake/30", cands, size_features)      # outside the cliff: a, by 2x
+    assert far[("b", "{}")] / far[("a", "{}")] == pytest.approx(2.0, rel=0.05)

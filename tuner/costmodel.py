@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .tuner import Tuner
 
+MODEL_VERSION = 2     # of the stored model's form: a stored model of another version is refitted
 OFFSET = "offset"     # a feature entering with coefficient 1 into the fastest time (e.g. log FLOPs)
 Features = Callable[[str, str, dict], "Mapping[str, float] | None"]   # (key, impl, config) -> features
 
@@ -232,8 +233,9 @@ def load_or_fit(dbs: list, fp: str, op: str, hashes: Mapping[str, str], features
 
 
 def stamp_of(dbs: list, fp: str, op: str, hashes: Mapping[str, str]) -> str:
-    """Changes when a measurement of (fp, op) is written to one of `dbs` or an impl is edited."""
-    return json.dumps([db.stamp(fp, op) for db in dbs] + sorted(hashes.items()))
+    """Changes when a measurement of (fp, op) is written to one of `dbs`, an impl is edited or
+    the model's form changes (`MODEL_VERSION`)."""
+    return json.dumps([MODEL_VERSION] + [db.stamp(fp, op) for db in dbs] + sorted(hashes.items()))
 
 
 def model_of(tuner: Tuner, op: str, problem: Any = None) -> CostModel | None:

@@ -64,31 +64,27 @@ class Impl:
 
 def sync_timer(sync: Callable | None = None) -> Callable:
     """`timer(call, n)`: seconds for n calls by `time.perf_counter`, `sync()` before each clock read."""
-    def timer(call: Callable[[], Any], n: int) -> float:
-        if sync is not None:
-            sync()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            call()
-        if sync is not None:
-            sync()
-        return time.perf_counter() - t0
-    return timer
+    return clock_timer(time.perf_counter, sync)
 
 
 def process_timer(sync: Callable | None = None) -> Callable:
     """`timer(call, n)`: the process's CPU seconds (`time.process_time`) for n calls, `sync()`
     before each clock read. Time other processes take from the cores is not counted, so a busy
     machine does not inflate it; meaningful only when the calls run on one thread."""
+    return clock_timer(time.process_time, sync)
+
+
+def clock_timer(clock: Callable[[], float], sync: Callable | None = None) -> Callable:
+    """`timer(call, n)`: the `clock()` seconds n calls take, `sync()` before each clock read."""
     def timer(call: Callable[[], Any], n: int) -> float:
         if sync is not None:
             sync()
-        t0 = time.process_time()
+        t0 = clock()
         for _ in range(n):
             call()
         if sync is not None:
             sync()
-        return time.process_time() - t0
+        return clock() - t0
     return timer
 
 

@@ -13,6 +13,7 @@ stores): no layout copy. Tolerance 1e-4 (a sum of at most KD*KH*KW products).
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -23,49 +24,40 @@ from ..spec import Problem
 from .arrays5d import applies_common, check_array, three
 from .nchw_tiled import best_tiles, check_tile
 from .parallel import numba_threads
-from .scratch import scratch
+from .scratch import aligned_empty, scratch
 from .simd import lanes, tile_fill, tile_fma_elem, tile_new, tile_store
-from .simd_masked import SOURCE_HASH, tile_store_cols
+from .simd_masked import SOURCE_HASH, copy_vector, lanes_of, tile_store_cols
+from .tiled import STREAM_MIN_BYTES
 
 
 @njit(cache=True)
 def _fill(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, sw_, wq_, pd, ph, pw):
-    """s1[dst0 + ((dp*SW + r)*Hp + hp)*Wq + q] = x[dp - pd, hp - ph, q*SW + r - pw] for the
-    plane of x starting at x1[src0], zero outside x: the zero-padded plane with its columns
-    split into SW phases, so that every tap reads unit-stride runs with no edge tests."""
-    for dp in range(dp_):
-        i_d = dp - pd
-        for r in range(sw_):
-            # columns q with 0 <= q*sw + off < w_: [lo, hi); the rest is padding
-            off = r - pw
-            lo = 0 if off >= 0 else min(wq_, (-off + sw_ - 1) // sw_)
-            hi = 0 if w_ - 1 - off < 0 else min(wq_, (w_ - 1 - off) // sw_ + 1)
-            hi = max(lo, hi)
-            for hp in range(hp_):
-                i_h = hp - ph
-                o = dst0 + ((dp * sw_ + r) * hp_ + hp) * wq_
-                dst = s1[o:o + wq_]
-                if not (0 <= i_d < d_ and 0 <= i_h < h_):
-                    dst[:] = 0
-                    continue
-                # views from start offsets: non-negative indices, so no wraparound tests
-                src = x1[src0 + (i_d * h_ + i_h) * w_ + off + lo * sw_:]
-                for q in range(lo):
-                    dst[q] = 0
-                run = dst[lo:]
+    """s1[dst0 + ((dp*SW + r)*Hp + hp)*Wq + q] = x[dp - pd, hp - ph, q*SW + r - pw] where that
+    lies in x, for the plane of x starting at x1[src0]: the plane with its columns split into SW
+    phases, so that every tap reads unit-stride runs. The padding around it is left alone: the
+    worker zeroes its buffer once, and every plane of a call writes the same places."""
+    lane = lanes_of(s1)
+    for r in range(sw_):
+        # columns q with 0 <= q*sw + off < w_: [lo, hi)
+        off = r - pw
+        lo = 0 if off >= 0 else min(wq_, (-off + sw_ - 1) // sw_)
+        hi = 0 if w_ - 1 - off < 0 else min(wq_, (w_ - 1 - off) // sw_ + 1)
+        for i_d in range(max(0, -pd), min(d_, dp_ - pd)):
+            for i_h in range(max(0, -ph), min(h_, hp_ - ph)):
+                o = dst0 + (((i_d + pd) * sw_ + r) * hp_ + i_h + ph) * wq_ + lo
+                src = src0 + (i_d * h_ + i_h) * w_ + off + lo * sw_
                 if sw_ == 1:
-                    for q in range(hi - lo):
-                        run[q] = src[q]
+                    for q in range(0, hi - lo, lane):
+                        copy_vector(s1, o + q, x1, src + q, hi - lo - q)
                 else:
+                    # views from start offsets: non-negative indices, so no wraparound tests
+                    run, xs = s1[o:], x1[src:]
                     for q in range(hi - lo):
-                        run[q] = src[q * sw_]
-                tail = dst[hi:]               # a view from hi: its indices are >= 0
-                for q in range(wq_ - hi):
-                    tail[q] = 0
+                        run[q] = xs[q * sw_]
 
 
 @functools.cache
-def _kernel(wb, fb, simd_source=SOURCE_HASH):
+def _kernel(wb, fb, stream, simd_source=SOURCE_HASH):
     @njit(parallel=True, cache=True)
     def kernel(x, xs, wr, br, y, m, kd_, kh_, kw_, sd, sh, dd, dh, dw, pd, ph, pw):
         """x (N, C, D, H, W); xs (NW, Dp, SW, Hp, Wq) one buffer per worker for a plane in the
@@ -94,6 +86,7 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
         # a worker owns a run of input planes (n, c) and its own buffer, which stays in cache
         # from the copy to the taps: no global padded copy goes through memory
         for wk in prange(nw_):
+            s1[wk * size:(wk + 1) * size] = 0
             for pl in range(planes * wk // nw_, planes * (wk + 1) // nw_):
                 c = pl % c_
                 n = pl // c_
@@ -114,7 +107,7 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
                                                   (f * nk + q) * fb, 0, wb)
                                 ow0 = ct * fb
                                 if ow0 + fb <= ow_:
-                                    tile_store(acc, wb, fb, y1, yo + ow0, ow_, nr, 0)
+                                    tile_store(acc, wb, fb, y1, yo + ow0, ow_, nr, stream)
                                 else:
                                     tile_store_cols(acc, wb, fb, y1, yo + ow0, ow_, nr, ow_ - ow0)
     return kernel
@@ -127,7 +120,12 @@ _SHAPES = ((8, 2), (16, 1))
 
 def _configs(p: Problem):
     oh, ow = three(p.out_spatial, 1)[1:]
-    return best_tiles(_SHAPES, oh, ow, lanes(np.dtype(p.dtype).itemsize))
+    itemsize = np.dtype(p.dtype).itemsize
+    out = best_tiles(_SHAPES, oh, ow, lanes(itemsize))
+    # streaming stores need every row to start on a vector boundary
+    if ow % lanes(itemsize) == 0 and math.prod(p.output_shape) * itemsize >= STREAM_MIN_BYTES:
+        out.append(dict(out[0], stream=True))
+    return out
 
 
 def _applies(p: Problem):
@@ -146,8 +144,9 @@ def _applies(p: Problem):
     return True
 
 
-def _prepare(w, b, p: Problem, wb=8, fb=32):
-    """(weights (F, KD*KH*KW, fb), bias (F, fb)), each value repeated fb times."""
+def _prepare(w, b, p: Problem, wb=8, fb=32, stream=False):
+    """(weights (F, KD*KH*KW, fb), bias (F, fb)), each value repeated fb times (stream: the
+    config's store mode, which the weights do not depend on)."""
     check_tile("nchw_depthwise", p, wb, fb)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
@@ -157,8 +156,10 @@ def _prepare(w, b, p: Problem, wb=8, fb=32):
 
 
 @register("conv", applies=_applies, configs=_configs, tolerance=1e-4, priority=42, prepare=_prepare)
-def nchw_depthwise(x, w, b, p: Problem, wb=8, fb=32, prepared=None):
+def nchw_depthwise(x, w, b, p: Problem, wb=8, fb=32, stream=False, prepared=None):
     check_tile("nchw_depthwise", p, wb, fb)
+    if not isinstance(stream, bool):
+        raise TypeError(f"nchw_depthwise: `stream` must be a bool. Received: stream={stream!r}")
     x = check_array("x", x, p.input_shape, p)
     wr, br = _prepare(w, b, p, wb, fb) if prepared is None else prepared
     sd, sh, sw = three(p.strides, 1)
@@ -172,8 +173,10 @@ def nchw_depthwise(x, w, b, p: Problem, wb=8, fb=32, prepared=None):
     lane = lanes(np.dtype(p.dtype).itemsize)
     wq = -(-ow // fb) * fb + -(-((kw - 1) * dw // sw) // lane) * lane      # rows of whole vectors
     xs = scratch("nchw_depthwise_x", (nw, dp_, sw, hp_, wq), p.dtype)
-    y = np.empty(p.output_shape, p.dtype)
-    _kernel(wb, fb)(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xs, wr, br,
+    # streaming stores write whole aligned vectors: rows must be whole vectors wide
+    stream = stream and ow % lane == 0
+    y = aligned_empty(p.output_shape, p.dtype) if stream else np.empty(p.output_shape, p.dtype)
+    _kernel(wb, fb, int(stream))(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xs, wr, br,
                     y.reshape(p.batch, p.out_channels, od, oh, ow), p.out_channels // p.in_channels,
                     kd, kh, kw, sd, sh, dd, dh, dw, pd, ph, pw)
     return y

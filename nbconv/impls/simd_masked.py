@@ -50,3 +50,44 @@ def tile_store_cols(typingctx, tile, wb, fb, y, yoff, ystep, rows, cols):
                     builder.call(fn, [val, ptr, ir.Constant(ir.IntType(32), 1), masks[v]])
         return context.get_dummy_value()
     return types.void(tile, wb, fb, y, yoff, ystep, rows, cols), codegen
+
+
+@intrinsic
+def copy_vector(typingctx, dst, doff, src, soff, n):
+    """dst.flat[doff + j] = src.flat[soff + j] for j < min(n, LANES): one masked vector load and
+    store, so a short run (a row of a small plane) needs no scalar remainder loop."""
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.dtype == src.dtype
+            and isinstance(dst.dtype, types.Float) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        da, do, sa, so, nn = args
+        vty = _vec(context, dst.dtype)
+        L = vty.count
+        ity = ir.IntType(64)
+        mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(ity, L), list(range(L))),
+                                   _splat(builder, nn, ir.VectorType(ity, L)))
+        bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+        sp = _vptr(builder, _data(context, builder, src, sa), so, vty)
+        dp = _vptr(builder, _data(context, builder, dst, da), do, vty)
+        load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [sp.type, ir.IntType(32), mask.type, vty]),
+            f"llvm.masked.load.v{L}f{bits}.p0")
+        store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, dp.type, ir.IntType(32), mask.type]),
+            f"llvm.masked.store.v{L}f{bits}.p0")
+        val = builder.call(load, [sp, ir.Constant(ir.IntType(32), 1), mask, ir.Constant(vty, ir.Undefined)])
+        builder.call(store, [val, dp, ir.Constant(ir.IntType(32), 1), mask])
+        return context.get_dummy_value()
+    return types.void(dst, doff, src, soff, n), codegen
+
+
+@intrinsic
+def lanes_of(typingctx, a):
+    """The number of a's elements in one vector (a compile-time constant)."""
+    if not (isinstance(a, types.Array) and isinstance(a.dtype, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.IntType(64), _vec(context, a.dtype).count)
+    return types.int64(a), codegen

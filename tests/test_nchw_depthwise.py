@@ -65,3 +65,11 @@ def test_stream_must_be_a_bool():
     x, w, b = make_arrays(p, 0)
     with pytest.raises(TypeError, match="`stream` must be a bool. Received: stream=1"):
         nd.nchw_depthwise(x, w, b, p, stream=1)
+
+
+@pytest.mark.parametrize("pad", ["same", "valid"])
+def test_five_row_kernels_share_input_rows(pad):
+    """KH = 5 at stride 1 runs through tile_fma_run (the draws go up to KH = 4), multiplier 2."""
+    p = conv2d(2, 4, (9, 7), 5, pad=pad, groups=2, layout="channels_first")
+    assert nd._run_taps(p) == 5
+    check(p, wb=16, fb=lanes("float32"))

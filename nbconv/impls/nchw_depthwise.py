@@ -7,7 +7,8 @@ to whole row tiles); the buffer stays in cache while the taps read it, so no pad
 whole input goes through memory (that copy was half the time at stride 2). Then, per `wb` output
 rows, it keeps a (wb, fb) tile in vector registers, fb output columns wide: each tap adds one
 contiguous input vector run per row times that tap's weight, repeated fb times in `prepare` so
-the multiply is a plain vector one. The output is written in place (its right edge by masked
+the multiply is a plain vector one; at stride 1 with KH 3 or 5 the KH taps of a column share
+their input rows (`tile_fma_run`: wb + KH - 1 loads instead of wb * KH). The output is written in place (its right edge by masked
 stores): no layout copy. Tolerance 1e-4 (a sum of at most KD*KH*KW products).
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .arrays5d import applies_common, check_array, three
 from .nchw_tiled import best_tiles, check_tile
 from .parallel import numba_threads
 from .scratch import aligned_empty, scratch
-from .simd import lanes, tile_fill, tile_fma_elem, tile_new, tile_store
+from .simd import lanes, tile_fill, tile_fma_elem, tile_fma_run, tile_new, tile_store
 from .simd_masked import SOURCE_HASH, copy_vector, lanes_of, tile_store_cols
 from .tiled import STREAM_MIN_BYTES
 
@@ -57,7 +58,9 @@ def _fill(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, sw_, wq_, pd, ph, pw):
 
 
 @functools.cache
-def _kernel(wb, fb, stream, simd_source=SOURCE_HASH):
+def _kernel(wb, fb, stream, run, simd_source=SOURCE_HASH):
+    taps = max(run, 1)             # a valid literal for tile_fma_run even where run is 0
+
     @njit(parallel=True, cache=True)
     def kernel(x, xs, wr, br, y, m, kd_, kh_, kw_, sd, sh, dd, dh, dw, pd, ph, pw):
         """x (N, C, D, H, W); xs (NW, Dp, SW, Hp, Wq) one buffer per worker for a plane in the
@@ -102,9 +105,18 @@ def _kernel(wb, fb, stream, simd_source=SOURCE_HASH):
                                 acc = tile_new(wb, fb, y1)
                                 tile_fill(acc, wb, fb, b1, f * fb)
                                 xo = base + ct * fb
-                                for q in range(nk):
-                                    tile_fma_elem(acc, wb, fb, s1, xo + xoffs[q], rstep, w1,
-                                                  (f * nk + q) * fb, 0, wb)
+                                if run:
+                                    # the KH taps of a column share input rows: each row's
+                                    # vector is loaded once for all of them
+                                    for a in range(kd_):
+                                        for cc in range(kw_):
+                                            q = a * kh_ * kw_ + cc
+                                            tile_fma_run(acc, wb, fb, taps, s1, xo + xoffs[q], wq_, w1,
+                                                         (f * nk + q) * fb, kw_ * fb)
+                                else:
+                                    for q in range(nk):
+                                        tile_fma_elem(acc, wb, fb, s1, xo + xoffs[q], rstep, w1,
+                                                      (f * nk + q) * fb, 0, wb)
                                 ow0 = ct * fb
                                 if ow0 + fb <= ow_:
                                     tile_store(acc, wb, fb, y1, yo + ow0, ow_, nr, stream)
@@ -116,6 +128,17 @@ def _kernel(wb, fb, stream, simd_source=SOURCE_HASH):
 # (output rows per tile, vectors per tile row): 16 accumulator registers; two shapes, two compiles
 # per dtype.
 _SHAPES = ((8, 2), (16, 1))
+
+
+# kernel heights whose stride-1 rows run through tile_fma_run (one compile each); others load
+# one input vector per tap and row
+_RUN_HEIGHTS = (3, 5)
+
+
+def _run_taps(p: Problem) -> int:
+    """KH where the rows of a tile and the KH taps of a column walk the same input rows, else 0."""
+    kh, sh, dh = three(p.kernel, 1)[1], three(p.strides, 1)[1], three(p.dilation, 1)[1]
+    return kh if kh in _RUN_HEIGHTS and sh == dh == 1 else 0
 
 
 def _configs(p: Problem):
@@ -176,7 +199,8 @@ def nchw_depthwise(x, w, b, p: Problem, wb=8, fb=32, stream=False, prepared=None
     # streaming stores write whole aligned vectors: rows must be whole vectors wide
     stream = stream and ow % lane == 0
     y = aligned_empty(p.output_shape, p.dtype) if stream else np.empty(p.output_shape, p.dtype)
-    _kernel(wb, fb, int(stream))(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xs, wr, br,
-                    y.reshape(p.batch, p.out_channels, od, oh, ow), p.out_channels // p.in_channels,
-                    kd, kh, kw, sd, sh, dd, dh, dw, pd, ph, pw)
+    kernel = _kernel(wb, fb, int(stream), _run_taps(p))
+    kernel(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xs, wr, br,
+           y.reshape(p.batch, p.out_channels, od, oh, ow), p.out_channels // p.in_channels,
+           kd, kh, kw, sd, sh, dd, dh, dw, pd, ph, pw)
     return y

@@ -8,8 +8,9 @@ whole input goes through memory (that copy was half the time at stride 2). Then,
 rows, it keeps a (wb, fb) tile in vector registers, fb output columns wide: each tap adds one
 contiguous input vector run per row times that tap's weight, repeated fb times in `prepare` so
 the multiply is a plain vector one; at stride 1 with KH 3 or 5 the KH taps of a column share
-their input rows (`tile_fma_run`: wb + KH - 1 loads instead of wb * KH). The output is written in place (its right edge by masked
-stores): no layout copy. Tolerance 1e-4 (a sum of at most KD*KH*KW products).
+their input rows (`tile_fma_run`: wb + KH - 1 loads instead of wb * KH). The output is
+written in place (its right edge by masked stores): no layout copy. Tolerance 1e-4 (a sum of
+at most KD*KH*KW products).
 """
 from __future__ import annotations
 

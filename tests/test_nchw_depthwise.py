@@ -73,3 +73,12 @@ def test_five_row_kernels_share_input_rows(pad):
     p = conv2d(2, 4, (9, 7), 5, pad=pad, groups=2, layout="channels_first")
     assert nd._run_taps(p) == 5
     check(p, wb=16, fb=lanes("float32"))
+
+
+@pytest.mark.parametrize("pw", [(0, 0), (1, 2), (2, 0), (3, 1)])
+@pytest.mark.parametrize("w_", [5, 2 * lanes("float32") + 3, 4 * lanes("float32")])
+def test_stride_2_rows_split_into_phases(pw, w_):
+    """The stride-2 copy splits pairs of columns at once (`split_vector2`): odd and even left
+    pads, runs shorter and longer than a vector, and inputs wider than the rows that are read."""
+    p = conv2d(2, 2, (6, w_), 3, s=2, groups=2, layout="channels_first").with_(pads=((1, 0), pw))
+    check(p, seed=3, wb=16, fb=lanes("float32"))

@@ -28,7 +28,7 @@ from .nchw_tiled import best_tiles, check_tile
 from .parallel import numba_threads
 from .scratch import aligned_empty, scratch
 from .simd import lanes, tile_fill, tile_fma_elem, tile_fma_run, tile_new, tile_store
-from .simd_masked import SOURCE_HASH, copy_vector, lanes_of, tile_store_cols
+from .simd_masked import SOURCE_HASH, copy_vector, lanes_of, split_vector2, tile_store_cols
 from .tiled import STREAM_MIN_BYTES
 
 
@@ -39,6 +39,9 @@ def _fill(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, sw_, wq_, pd, ph, pw):
     phases, so that every tap reads unit-stride runs. The padding around it is left alone: the
     worker zeroes its buffer once, and every plane of a call writes the same places."""
     lane = lanes_of(s1)
+    if sw_ == 2:
+        _fill2(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, wq_, pd, ph, pw, lane)
+        return
     for r in range(sw_):
         # columns q with 0 <= q*sw + off < w_: [lo, hi)
         off = r - pw
@@ -56,6 +59,23 @@ def _fill(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, sw_, wq_, pd, ph, pw):
                     run, xs = s1[o:], x1[src:]
                     for q in range(hi - lo):
                         run[q] = xs[q * sw_]
+
+
+@njit(cache=True)
+def _fill2(x1, src0, d_, h_, w_, s1, dst0, dp_, hp_, wq_, pd, ph, pw, lane):
+    """`_fill` at column stride 2: input column j goes to phase (j + pw) % 2, column (j + pw) // 2;
+    from the first column of phase 0 on, pairs of columns split into both phases at once."""
+    j0 = pw % 2
+    q0 = (j0 + pw) // 2
+    n = min(w_ - j0, 2 * (wq_ - q0))        # columns from j0 that land inside the rows
+    for i_d in range(max(0, -pd), min(d_, dp_ - pd)):
+        for i_h in range(max(0, -ph), min(h_, hp_ - ph)):
+            o = dst0 + ((i_d + pd) * 2 * hp_ + i_h + ph) * wq_
+            src = src0 + (i_d * h_ + i_h) * w_
+            if j0 and q0 - 1 < wq_:          # column 0 is the only one before j0
+                s1[o + hp_ * wq_ + q0 - 1] = x1[src]
+            for k in range(0, (n + 1) // 2, lane):
+                split_vector2(s1, o + q0 + k, o + hp_ * wq_ + q0 + k, x1, src + j0 + 2 * k, n - 2 * k)
 
 
 @functools.cache

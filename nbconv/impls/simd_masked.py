@@ -91,3 +91,46 @@ def lanes_of(typingctx, a):
     def codegen(context, builder, sig, args):
         return ir.Constant(ir.IntType(64), _vec(context, a.dtype).count)
     return types.int64(a), codegen
+
+
+@intrinsic
+def split_vector2(typingctx, dst, d0, d1, src, soff, n):
+    """For j < min(n, 2*LANES): dst.flat[d0 + j//2] = src.flat[soff + j] for even j, and
+    dst.flat[d1 + j//2] for odd j: two masked vector loads, two shuffles, two masked stores, so a
+    stride-2 row splits into its column phases with no scalar loop."""
+    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.dtype == src.dtype
+            and isinstance(dst.dtype, types.Float) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        da, o0, o1, sa, so, nn = args
+        vty = _vec(context, dst.dtype)
+        L = vty.count
+        ity = ir.IntType(64)
+        vi = ir.VectorType(ity, L)
+        bits = 32 if isinstance(vty.element, ir.FloatType) else 64
+        sp, dp = _data(context, builder, src, sa), _data(context, builder, dst, da)
+        mtype = ir.VectorType(ir.IntType(1), L)
+        pty = _vptr(builder, sp, so, vty).type
+        load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [pty, ir.IntType(32), mtype, vty]),
+            f"llvm.masked.load.v{L}f{bits}.p0")
+        store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, pty, ir.IntType(32), mtype]),
+            f"llvm.masked.store.v{L}f{bits}.p0")
+        nv = _splat(builder, nn, vi)
+
+        def below(first, step):        # lanes k with first + k*step < n
+            return builder.icmp_signed("<", ir.Constant(vi, [first + k * step for k in range(L)]), nv)
+        one = ir.Constant(ir.IntType(32), 1)
+        undef = ir.Constant(vty, ir.Undefined)
+        lo = builder.call(load, [_vptr(builder, sp, so, vty), one, below(0, 1), undef])
+        hp = _vptr(builder, sp, builder.add(so, so.type(L)), vty)
+        hi = builder.call(load, [hp, one, below(L, 1), undef])
+        vi32 = ir.VectorType(ir.IntType(32), L)
+        even = builder.shuffle_vector(lo, hi, ir.Constant(vi32, [2 * k for k in range(L)]))
+        odd = builder.shuffle_vector(lo, hi, ir.Constant(vi32, [2 * k + 1 for k in range(L)]))
+        builder.call(store, [even, _vptr(builder, dp, o0, vty), one, below(0, 2)])
+        builder.call(store, [odd, _vptr(builder, dp, o1, vty), one, below(1, 2)])
+        return context.get_dummy_value()
+    return types.void(dst, d0, d1, src, soff, n), codegen

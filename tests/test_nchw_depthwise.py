@@ -36,8 +36,8 @@ def test_stream_offered_for_large_whole_vector_rows_only():
     assert [c for c in cfgs if c.get("stream")] == [dict(cfgs[0], stream=True)]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("stride", [1, 2])
+# stride 1 runs KH = 3 through tile_fma_run, stride 2 does not: two compiles cover both dtypes
+@pytest.mark.parametrize(("dtype", "stride"), [("float32", 1), ("float64", 2)])
 def test_streaming_stores_match_the_reference(dtype, stride):
     lane = lanes(dtype)
     # output rows of 2 whole vectors (stream applies) and of 1.5 (it falls back to plain stores)

@@ -85,9 +85,8 @@ def _kernel(wb, fb, stream, run, simd_source=SOURCE_HASH):
     @njit(parallel=True, cache=True)
     def kernel(x, xs, wr, br, y, m, kd_, kh_, kw_, sd, sh, dd, dh, dw, pd, ph, pw):
         """x (N, C, D, H, W); xs (NW, Dp, SW, Hp, Wq) one buffer per worker for a plane in the
-        layout of `_fill`; wr (F,
-        KD*KH*KW, fb) and br (F, fb): every weight and bias repeated fb times; y (N, F, OD, OH,
-        OW); F = C * m."""
+        layout of `_fill`; wr (F, KD*KH*KW, fb) and br (F, fb): every weight and bias repeated
+        fb times; y (N, F, OD, OH, OW); F = C * m."""
         if not simd_source:       # never true: keeps the hash among the closure's cells
             return
         n_, c_, d_, h_, w_ = x.shape

@@ -32,23 +32,15 @@ from .simd_groups import tile_store_lanes
 @njit(cache=True)
 def _pad(x1, src, xb, m_, h_, w_, ph, pw, hp_, wp_):
     """m_ planes (H, W) of x1 from offset src, zero-padded into planes (Hp, Wp) of xb; zeros
-    after them to xb's end. Flat offsets: row views cost more than a 14-column row's copy."""
+    after them to xb's end. Loops over views from start offsets: range indices are known
+    non-negative, so no wraparound tests stop the copies vectorising."""
+    xb[:] = 0
     for t in range(m_):
-        s0, dst = src + t * h_ * w_, t * hp_ * wp_
-        for k in range(ph * wp_):
-            xb[dst + k] = 0
         for ih in range(h_):
-            o, i = dst + (ih + ph) * wp_, s0 + ih * w_
-            for q in range(pw):
-                xb[o + q] = 0
+            dst = xb[(t * hp_ + ih + ph) * wp_ + pw:]
+            row = x1[src + (t * h_ + ih) * w_:]
             for q in range(w_):
-                xb[o + pw + q] = x1[i + q]
-            for q in range(pw + w_, wp_):
-                xb[o + q] = 0
-        for k in range((ph + h_) * wp_, hp_ * wp_):
-            xb[dst + k] = 0
-    for k in range(m_ * hp_ * wp_, xb.size):
-        xb[k] = 0
+                dst[q] = row[q]
 
 
 @functools.cache

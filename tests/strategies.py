@@ -37,7 +37,8 @@ def lanes(dtype: str) -> int:
 class Family:
     """A class of Problems of one op. `kernel`: None draws 1..kmax per axis, an int fixes it on
     every axis, "global" takes the input's extent. `groups`: "any", "one", "one_wide" (one group,
-    whole vectors of input channels), "grouped" (2 or 3), "depthwise" (channel multiplier 1-3) or
+    whole vectors of input channels), "grouped" (2 or 3), "grouped_first" (2-3 of 2-8 channels),
+    "grouped_lanes" (4 outputs a group; `vectors`), "depthwise" (channel multiplier 1-3) or
     "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole vectors of the drawn dtype
     (else ragged counts); the last output extent then comes from WIDE. `layouts`: the data formats
     drawn (channels_first only for the NCHW kernels)."""
@@ -67,6 +68,10 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
         Family("conv_first", paddings=_CONV_PADS, layouts=("channels_first",)),
         Family("depthwise_first", groups="depthwise", paddings=_CONV_PADS, layouts=("channels_first",)),
         Family("grouped_last", groups="grouped", paddings=_CONV_PADS, layouts=("channels_last",)),
+        Family("grouped_first", ranks=(1, 2), strides=1, groups="grouped_first", paddings=_CONV_PADS,
+               layouts=("channels_first",)),
+        Family("grouped_lanes", groups="grouped_lanes", paddings=_CONV_PADS, vectors=True,
+               layouts=("channels_last",)),
     ),
     "maxpool": (
         Family("pool", strides=0, dilation=1),
@@ -98,6 +103,8 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "nchw_tiled": ("conv_first",),
     "nchw_depthwise": ("depthwise_first",),
     "grouped_last": ("grouped_last",),
+    "grouped_tiled": ("grouped_lanes",),
+    "nchw_grouped": ("grouped_first",),
     "conv3d_via_winograd": ("conv3d_3x3x3_vectors",),
     "maxpool_global": ("pool_global",),
     "avgpool_global": ("pool_global",),
@@ -134,6 +141,9 @@ def _channels(draw, fam: Family, dtype):
         f = lane * draw(st.sampled_from([1, 1, 2, 2, 3, 4]))
         if fam.groups == "depthwise1":
             return f, f, f
+        if fam.groups == "grouped_lanes":        # 4 outputs and 4 or 8 inputs a group (ResNeXt-like)
+            cg = draw(st.sampled_from([4, 8]))
+            return f // 4 * cg, f, f // 4
         if fam.groups == "one_wide":            # whole vectors of input channels too
             return lane * draw(st.sampled_from([1, 2])), f, 1
         return draw(st.sampled_from([1, 2, 3, 5, lane])), f, 1
@@ -141,6 +151,9 @@ def _channels(draw, fam: Family, dtype):
         c = draw(st.sampled_from([1, 1, 2, 3, 4, 8]))
         m = 1 if fam.groups == "depthwise1" else draw(st.sampled_from([1, 1, 2, 3]))
         return c, c * m, c
+    if fam.groups == "grouped_first":        # 2 or 3 groups of 2-3 inputs, 2-8 outputs
+        g = draw(st.sampled_from([2, 3]))
+        return g * draw(st.integers(2, 3)), g * draw(st.sampled_from([2, 4, 8])), g
     if fam.groups == "grouped":              # 2 or 3 groups of 2-3 input channels (not depthwise)
         g = draw(st.sampled_from([2, 3]))
         return g * draw(st.integers(2, 3)), g * draw(st.integers(1, 3)), g

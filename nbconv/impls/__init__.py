@@ -23,11 +23,13 @@ from . import cuda as cuda  # noqa: E402  (imports nothing from numba.cuda; load
 from . import dense_direct as dense_direct  # noqa: E402  (direct loops: the fallbacks)
 from . import direct as direct  # noqa: E402
 
-# issue 13 kernels (grouped_last, nchw_*): channels_first without a layout copy, grouped
-# channels_last through them
+# issue 13 kernels (grouped_*, nchw_*): channels_first without a layout copy, grouped convs
+# with few channels per group (ResNeXt)
 from . import grouped_last as grouped_last  # noqa: E402
+from . import grouped_tiled as grouped_tiled  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
 from . import nchw_depthwise as nchw_depthwise  # noqa: E402
+from . import nchw_grouped as nchw_grouped  # noqa: E402
 from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 

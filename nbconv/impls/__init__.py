@@ -28,6 +28,7 @@ from . import direct as direct  # noqa: E402
 from . import grouped_last as grouped_last  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
 from . import nchw_depthwise as nchw_depthwise  # noqa: E402
+from . import nchw_pointwise as nchw_pointwise  # noqa: E402
 from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 

@@ -152,13 +152,13 @@ def test_gemm_1x1_does_not_apply_to_padded_or_grouped():
         assert not ok and words in why
 
 
-def test_nchw_pointwise_applies_to_unpadded_1x1_channels_first_and_says_why():
+def test_nchw_pointwise_applies_to_unpadded_1x1_or_patch_channels_first_and_says_why():
     impl = registry.get("conv", "nchw_pointwise")
     assert impl.check(conv((2, 4, 5, 5), (1, 1), 3, layout="channels_first", strides=(2, 1)))[0]
     for p, words in ((conv((1, 4, 5, 5), (1, 1), 4, layout="channels_first", groups=2), "groups"),
                      (conv((1, 4, 5, 5), (1, 1), 4, layout="channels_first",
-                           padding=((1, 0), (0, 0))), "without padding"),
-                     (conv((1, 4, 5, 5), (3, 1), 4, layout="channels_first"), "1x1 kernel"),
+                           padding=((1, 0), (0, 0))), "no padding"),
+                     (conv((1, 4, 5, 5), (3, 1), 4, layout="channels_first"), "at most the stride"),
                      (conv((1, 5, 5, 4), (1, 1), 4), "channels_first only")):
         ok, why = impl.check(p)
         assert not ok and words in why

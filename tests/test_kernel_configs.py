@@ -122,6 +122,26 @@ def test_nchw_tiled_streaming_stores(dtype="float32"):
         impl.fn(x, w, b, p, wb=16, fb=lane, stream=1)
 
 
+def test_nchw_pointwise_patch_convs():
+    """Kernels whose taps never share an input element run as a 1x1 conv of a space-to-depth
+    copy: 2x2x2 stride 2, stride above the kernel, dilated taps inside the stride, rank 1; a
+    3x3 stride-2 kernel (overlapping taps) is declined. The draws in test_kernels.py are 1x1."""
+    impl = registry.get("conv", "nchw_pointwise")
+    for shape, k, s, d in (((2, 3, 5, 6, 7), (2, 2, 2), (2, 2, 2), (1, 1, 1)),
+                           ((1, 4, 9, 10), (2, 1), (3, 3), (1, 1)),
+                           ((1, 2, 7, 9), (2, 2), (3, 2), (2, 1)), ((2, 3, 9), (3,), (3,), (1,))):
+        p = make_problem("conv", shape, rank=len(k), kernel=k, strides=s, dilation=d, out_channels=17,
+                         layout="channels_first")
+        x, w, b = make_arrays(p, 1)
+        ref = reference.conv(x, w, b, p)
+        for cfg in impl.configs_for(p):
+            assert reference.rel_error(impl.fn(x, w, b, p, **cfg), ref) <= tol(p, impl), (cfg, p.key())
+    overlapping = make_problem("conv", (1, 3, 9, 9), rank=2, kernel=(3, 3), strides=(2, 2), out_channels=4,
+                               layout="channels_first")
+    ok, why = impl.check(overlapping)
+    assert not ok and "at most the stride" in why
+
+
 @pytest.mark.parametrize("kw", [1, 2, 3, 4, 5, 7])
 def test_depthwise_tiled_row_runs(kw):
     """Stride 1, dilation 1 along W: whole tiles take a kernel row's taps in runs of 3, 2, 1."""

@@ -1,11 +1,14 @@
-"""1x1 convolution straight on channels_first (NCHW) arrays, ranks 1-3, strided or not.
+"""1x1 convolution straight on channels_first (NCHW) arrays, ranks 1-3, strided or not, and
+convolutions whose taps never share an input element (kernel extent <= stride, no padding: a
+2x2x2 stride-2 down-sampling) as a 1x1 conv of a space-to-depth copy (C*K channels).
 
 In NCHW a 1x1 conv is Y[n] (F x P) = W (F x C) @ X[n] (C x P) with P the output pixels: the
 output is NCHW already. A Numba worker owns a block of `pt` column tiles (fb pixels each) of one
 image and a chunk of the output-channel blocks (wb channels each), and keeps a (wb, fb)
 accumulator tile in vector registers (`simd`) over all C input channels. The tiles read x in
-place (only a partial last tile goes through a small zero-padded buffer); a strided conv first
-subsamples x in parallel, plane by plane, into a reused buffer (a quarter of x at stride 2).
+place (only a partial last tile goes through a small zero-padded buffer); a strided or patch conv
+first subsamples x in parallel, plane by plane, into a reused buffer (a quarter of x for a 1x1 at
+stride 2, all of it for 2x2 patches at stride 2).
 Weights are laid out (F blocks, C, wb) once, in `prepare`. Tolerance 1e-4 (direct sums in
 input-channel order).
 """
@@ -28,16 +31,21 @@ from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_
 
 
 @njit(parallel=True, cache=True)
-def subsample(x, xs, sd, sh, sw):
-    """xs[n, c, od, oh, ow] = x[n, c, od*sd, oh*sh, ow*sw], one (image, channel, depth) plane
-    per item: each reads its rows in order, which the hardware prefetcher follows (a gather
-    per cache-sized block of pixels, jumping between channels, ran 3-6x slower)."""
+def subsample(x, xs, sd, sh, sw, kd, kh, kw, dd, dh, dw):
+    """Space to depth: xs[n, (c, a, bb, cc), od, oh, ow] = x[n, c, od*sd + a*dd, oh*sh + bb*dh,
+    ow*sw + cc*dw] (a 1x1 kernel: a plain subsample). One (image, channel, tap, depth) plane per
+    item: each reads its rows in order, which the hardware prefetcher follows (a gather per
+    cache-sized block of pixels, jumping between channels, ran 3-6x slower)."""
     n_, c_, d_, h_, w_ = x.shape
     _, _, od_, oh_, ow_ = xs.shape
+    k_ = kd * kh * kw
     x1, s1 = x.reshape(-1), xs.reshape(-1)
-    for t in prange(n_ * c_ * od_):
+    for t in prange(n_ * c_ * k_ * od_):
         od = t % od_
-        src0 = ((t // od_) * d_ + od * sd) * h_ * w_
+        tap = (t // od_) % k_
+        nc = t // (od_ * k_)
+        a, bb, cc = tap // (kh * kw), (tap // kw) % kh, tap % kw
+        src0 = (nc * d_ + od * sd + a * dd) * h_ * w_ + bb * dh * w_ + cc * dw
         dst0 = t * oh_ * ow_
         for oh in range(oh_):
             src = x1[src0 + oh * sh * w_:]
@@ -108,6 +116,13 @@ def _configs(p: Problem):
     return best_tiles(_SHAPES, p.out_channels, math.prod(p.out_spatial), lanes(np.dtype(p.dtype).itemsize))
 
 
+def _patches(p: Problem) -> bool:
+    """No padding and no two taps on one input element (kernel extent <= stride on every axis
+    whose kernel is > 1): a space-to-depth copy, at most the input's size, makes it a 1x1 conv."""
+    axes = zip(p.kernel, p.strides, p.dilation, p.pads, strict=True)
+    return all(lo == hi == 0 and (k == 1 or (k - 1) * d + 1 <= s) for k, s, d, (lo, hi) in axes)
+
+
 def _applies(p: Problem):
     ok = applies_common(p)
     if ok is not True:
@@ -116,8 +131,9 @@ def _applies(p: Problem):
         return "nchw_pointwise: conv only"
     if p.channels_last:
         return "nchw_pointwise: channels_first only"
-    if any(k != 1 for k in p.kernel) or any(lo or hi for lo, hi in p.pads):
-        return f"nchw_pointwise: 1x1 kernel without padding only; got kernel={p.kernel}, pads={p.pads}"
+    if not _patches(p):
+        return ("nchw_pointwise: no padding, and a 1x1 kernel or one whose extent is at most the stride; "
+                f"got kernel={p.kernel}, strides={p.strides}, dilation={p.dilation}, pads={p.pads}")
     if p.groups != 1:
         return f"nchw_pointwise: groups == 1 only; got groups={p.groups}"
     if p.batch < 1 or p.in_channels < 1 or p.out_channels < 1:
@@ -126,14 +142,15 @@ def _applies(p: Problem):
 
 
 def _prepare(w, b, p: Problem, wb=16, fb=16):
-    """(weights (nfb, C, wb), bias (nfb*wb,)), output channels zero-padded to whole blocks."""
+    """(weights (nfb, C*K, wb), bias (nfb*wb,)), output channels zero-padded to whole blocks;
+    the K taps of each input channel in (kd, kh, kw) order, as `subsample` writes them."""
     check_tile("nchw_pointwise", p, wb, fb)
     w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
-    c, f = p.in_channels, p.out_channels
+    c, f = p.in_channels * math.prod(p.kernel), p.out_channels
     nfb = -(-f // wb)
     wp = np.zeros((nfb * wb, c), p.dtype)
-    wp[:f] = w.reshape(c, f).T
+    wp[:f] = np.moveaxis(w.reshape(-1, p.in_channels, f), 1, 0).reshape(c, f).T
     bp = np.zeros(nfb * wb, p.dtype)
     bp[:f] = b
     return np.ascontiguousarray(wp.reshape(nfb, wb, c).transpose(0, 2, 1)), bp
@@ -156,13 +173,14 @@ def nchw_pointwise(x, w, b, p: Problem, wb=16, fb=16, prepared=None):
     x = check_array("x", x, p.input_shape, p)
     wp, bp = _prepare(w, b, p, wb, fb) if prepared is None else prepared
     x5 = x.reshape(p.batch, p.in_channels, *three(p.spatial, 1))
-    if any(s != 1 for s in p.strides):
-        xs = scratch("nchw_pointwise_x", (p.batch, p.in_channels, *three(p.out_spatial, 1)), p.dtype)
-        subsample(x5, xs, *three(p.strides, 1))
+    c = p.in_channels * math.prod(p.kernel)
+    if any(s != 1 for s in p.strides) or c != p.in_channels:
+        xs = scratch("nchw_pointwise_x", (p.batch, c, *three(p.out_spatial, 1)), p.dtype)
+        subsample(x5, xs, *three(p.strides, 1), *three(p.kernel, 1), *three(p.dilation, 1))
         x5 = xs
     y = np.empty(p.output_shape, p.dtype)
     pt, nfc = _split(p, wb, fb, numba_threads())
     npix = math.prod(p.out_spatial)
-    _kernel(wb, fb)(x5.reshape(p.batch, p.in_channels, npix), wp, bp, np.ones(fb, p.dtype),
+    _kernel(wb, fb)(x5.reshape(p.batch, c, npix), wp, bp, np.ones(fb, p.dtype),
                     np.zeros(fb, p.dtype), y.reshape(p.batch, p.out_channels, npix), pt, nfc)
     return y

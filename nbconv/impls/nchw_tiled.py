@@ -10,9 +10,9 @@ padded column q*sw + ph, and tap kw reads phase (kw*dw) % sw from column ow + (k
 copy is the input's size (a layout copy moves the input and the output); the weights are laid
 out (F blocks, C, KD, KH, KW, wb) once, in `prepare`. Groups: each group's output-channel blocks
 read its own input channels. A row's last column tile goes through a small buffer when it is
-partial. An unpadded grouped 1x1 conv runs its output plane as one row (strided: on a subsampled
-copy), so narrow maps fill whole tiles; ungrouped ones are `nchw_pointwise`'s. Large outputs
-may use streaming stores (`stream`). Tolerance 1e-4 (direct sums in input-channel order).
+partial. An unpadded 1x1 conv runs its output plane as one row (strided: on a subsampled copy),
+so narrow maps fill whole tiles. Large outputs may use streaming stores (`stream`).
+Tolerance 1e-4 (direct sums in input-channel order).
 """
 from __future__ import annotations
 
@@ -175,9 +175,6 @@ def _applies(p: Problem):
         return "nchw_tiled: batch and channels must be >= 1"
     if p.in_channels % p.groups or p.out_channels % p.groups:
         return f"nchw_tiled: channels must be divisible by groups={p.groups}"
-    if p.groups == 1 and _pointwise(p):
-        # the same tiles without the input copy; measured as fast or faster on the 1x1 reference rows
-        return "nchw_tiled: an unpadded 1x1 conv with groups=1 runs as nchw_pointwise"
     return True
 
 

@@ -86,6 +86,8 @@ FAMILIES["avgpool"] = FAMILIES["maxpool"]
 _BY_NAME = {f.name: f for fams in FAMILIES.values() for f in fams}
 # Families only the impls naming them in IMPL_FAMILIES draw from (not in an op's default draws).
 _NAMED_ONLY = (
+    Family("pointwise_first", kernel=1, dilation=1, groups="one", paddings=("valid",),
+           layouts=("channels_first",)),
     Family("conv3d_3x3x3_vectors", ranks=(3,), kernel=3, strides=1, dilation=1, groups="one_wide",
            vectors=True),
 )
@@ -101,6 +103,7 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "depthwise_tiled": ("depthwise_vectors",),
     "tiled_direct": ("conv_vectors",),
     "nchw_tiled": ("conv_first",),
+    "nchw_pointwise": ("pointwise_first",),
     "nchw_depthwise": ("depthwise_first",),
     "grouped_last": ("grouped_last",),
     "grouped_tiled": ("grouped_lanes",),

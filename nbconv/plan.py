@@ -172,9 +172,7 @@ def conv_step(layer, kernel, bias, act, trimmed=None):
             x2 = x.reshape(math.prod(lead), x.shape[-1])
             y = ops.dense(x2, kernel, bias, _dense_problem(layer, x2.shape)).reshape(*lead, layer.units)
         elif isinstance(layer, BaseSeparableConv):
-            depthwise, pointwise = layer._problem(x.shape)
-            mid = ops.conv(x, layer._depthwise, layer._depthwise_bias, depthwise)
-            y = ops.conv(mid, kernel, bias, pointwise)
+            y = layer._separable(x, kernel, bias)
         else:
             y = conv(x)
         return _activate(act, y, (x,))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .spec import Problem, effective_kernel
+from .spec import Problem, effective_kernel, separable_steps
 
 
 def _to_last(x, p: Problem):
@@ -87,10 +87,20 @@ def dense(x, w, b, p: Problem | None = None):
     return y
 
 
+def separable(x, depthwise, pointwise, b, p: Problem):
+    """Depthwise (kernel (*k, C, M), no bias) then 1x1 conv (kernel (*1, C*M, F)), all in float64."""
+    dw, pw = separable_steps(p)
+    mid = conv(x, np.asarray(depthwise, np.float64).reshape(dw.weight_shape), None, dw)
+    return conv(mid, pointwise, b, pw)
+
+
 def run(op: str, p: Problem, *arrays):
-    """Dispatch by op name, with the kernels' argument order: (x, w, b) or (x,) for pooling."""
+    """Dispatch by op name, with the kernels' argument order: (x, w, b), (x,) for pooling,
+    (x, depthwise, pointwise, b) for separable."""
     if op in ("maxpool", "avgpool"):
         return pool(arrays[0], p)
+    if op == "separable":
+        return separable(*arrays[:4], p)
     return {"conv": conv, "local": local, "dense": dense}[op](*arrays[:3], p)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-OPS = ("conv", "maxpool", "avgpool", "local", "dense")
+OPS = ("conv", "maxpool", "avgpool", "local", "dense",
+       "separable",     # depthwise (channel multiplier `multiplier`, no bias) then a 1x1 conv
+       )
 LAYOUTS = ("channels_last", "channels_first")
 DEVICES = ("cpu", "cuda")
 _LAYOUT_NAMES = {
@@ -61,6 +63,8 @@ class Problem:
     `spatial` is the input's spatial shape; `pads` holds explicit (lo, hi) pairs.
     For pooling, `kernel` is the pool size and in_channels == out_channels.
     For dense, rank is 0 and `in_channels`/`out_channels` are the feature sizes.
+    For separable, `out_channels` are the pointwise filters and `multiplier` the depthwise step's
+    channel multiplier (its output has in_channels * multiplier channels); `groups` is unused (1).
     """
 
     op: str
@@ -77,6 +81,7 @@ class Problem:
     layout: str = "channels_last"
     dtype: str = "float32"
     device: str = "cpu"             # where the arrays live: kernels, timers and fingerprints differ
+    multiplier: int = 1             # separable only: the depthwise step's channel multiplier
     out_spatial: tuple = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
@@ -86,6 +91,9 @@ class Problem:
             raise ValueError(f"Problem: `layout` must be one of {LAYOUTS}. Received: layout={self.layout!r}")
         if self.device not in DEVICES:
             raise ValueError(f"Problem: `device` must be one of {DEVICES}. Received: device={self.device!r}")
+        if not (isinstance(self.multiplier, int) and self.multiplier >= 1):
+            raise ValueError("Problem: `multiplier` must be an int >= 1. "
+                             f"Received: multiplier={self.multiplier!r}")
         r = self.rank
         for name in ("spatial", "kernel", "strides", "dilation", "pads"):
             v = tuple(tuple(int(a) for a in e) if name == "pads" else int(e) for e in getattr(self, name))
@@ -125,6 +133,8 @@ class Problem:
         """Keras kernel layout for conv/dense; the canonical (P, *k, C, F) layout for local."""
         if self.op == "conv":
             return (*self.kernel, self.in_channels // self.groups, self.out_channels)
+        if self.op == "separable":          # the depthwise kernel, Keras's layout
+            return (*self.kernel, self.in_channels, self.multiplier)
         if self.op == "dense":
             return (self.in_channels, self.out_channels)
         if self.op == "local":
@@ -133,11 +143,23 @@ class Problem:
 
     @property
     def bias_shape(self) -> tuple | None:
-        if self.op in ("conv", "dense"):
+        if self.op in ("conv", "dense", "separable"):
             return (self.out_channels,)
         if self.op == "local":
             return (math.prod(self.out_spatial), self.out_channels)
         return None
+
+    @property
+    def arg_shapes(self) -> tuple:
+        """The shapes of a kernel's arrays, in order: (x,) for pooling, (x, w, b), and for
+        separable (x, depthwise kernel, pointwise kernel, b) in Keras's layouts ((*k, C, M) and
+        (*1, C*M, F))."""
+        if self.op in ("maxpool", "avgpool"):
+            return (self.input_shape,)
+        if self.op == "separable":
+            pointwise = (*(1,) * self.rank, self.in_channels * self.multiplier, self.out_channels)
+            return self.input_shape, self.weight_shape, pointwise, self.bias_shape
+        return self.input_shape, self.weight_shape, self.bias_shape
 
     def valid(self) -> bool:
         return all(o >= 1 for o in self.out_spatial)
@@ -147,8 +169,9 @@ class Problem:
         """Readable string holding everything that changes the result or the fastest choice."""
         def x(t):
             return "x".join(str(v) for v in t) or "-"
+        group = f"m{self.multiplier}" if self.op == "separable" else f"g{self.groups}"
         parts = [self.op, f"r{self.rank}", self.dtype, self.layout_name, f"n{self.batch}",
-                 f"c{self.in_channels}-{self.out_channels}", f"g{self.groups}"]
+                 f"c{self.in_channels}-{self.out_channels}", group]
         if self.rank:
             parts += [f"s{x(self.spatial)}", f"k{x(self.kernel)}", f"st{x(self.strides)}",
                       f"d{x(self.dilation)}", "p" + "x".join(f"{lo}:{hi}" for lo, hi in self.pads)]
@@ -160,6 +183,9 @@ class Problem:
         kk = math.prod(self.kernel)
         if self.op == "conv":
             return 2 * n_out * self.out_channels * (self.in_channels // self.groups) * kk
+        if self.op == "separable":
+            mid = self.in_channels * self.multiplier
+            return 2 * n_out * mid * (kk + self.out_channels)
         if self.op == "local":
             return 2 * n_out * self.out_channels * self.in_channels * kk
         if self.op == "dense":
@@ -169,18 +195,15 @@ class Problem:
     def bytes(self, itemsize: int | None = None) -> int:
         """Minimum memory traffic: input, weights and output read or written once."""
         itemsize = itemsize or (8 if self.dtype == "float64" else 4)
-        n = math.prod(self.input_shape) + math.prod(self.output_shape)
-        weights, bias = self.weight_shape, self.bias_shape
-        if weights is not None and bias is not None:
-            n += math.prod(weights) + math.prod(bias)
-        return n * itemsize
+        return sum(math.prod(s) for s in (*self.arg_shapes, self.output_shape)) * itemsize
 
     def with_(self, **changes) -> Problem:
         return replace(self, **changes)
 
 
 def make_problem(op, x_shape, *, rank, kernel, strides=None, dilation=None, padding="valid",
-                 out_channels=None, groups=1, layout="channels_last", dtype="float32", device="cpu"):
+                 out_channels=None, groups=1, layout="channels_last", dtype="float32", device="cpu",
+                 multiplier=1):
     """Problem from an input shape and Keras-style arguments (already validated by the layer)."""
     x_shape = tuple(int(s) for s in x_shape)
     if layout == "channels_last":
@@ -194,7 +217,19 @@ def make_problem(op, x_shape, *, rank, kernel, strides=None, dilation=None, padd
     return Problem(op=op, rank=rank, batch=x_shape[0], in_channels=channels,
                    out_channels=channels if out_channels is None else out_channels,
                    spatial=spatial, kernel=tuple(kernel), strides=strides, dilation=dilation,
-                   pads=tuple(pads), groups=groups, layout=layout, dtype=str(dtype), device=device)
+                   pads=tuple(pads), groups=groups, layout=layout, dtype=str(dtype), device=device,
+                   multiplier=multiplier)
+
+
+def separable_steps(p: Problem) -> tuple[Problem, Problem]:
+    """The two convs a separable Problem stands for: the depthwise one (groups = in_channels,
+    kernel (*k, 1, C*M)) and the 1x1 one over its output."""
+    mid = p.in_channels * p.multiplier
+    depthwise = replace(p, op="conv", out_channels=mid, groups=p.in_channels, multiplier=1)
+    ones = (1,) * p.rank
+    pointwise = replace(p, op="conv", in_channels=mid, spatial=p.out_spatial, kernel=ones, strides=ones,
+                        dilation=ones, pads=((0, 0),) * p.rank, multiplier=1)
+    return depthwise, pointwise
 
 
 def key_with_device(key: str) -> str:
@@ -209,6 +244,8 @@ def problem_from_key(key: str) -> Problem:
     names = {v: k for k, v in _LAYOUT_NAMES.items() if k[1] > 0}
     op, r, dtype, layout_name, n, c, g = parts[:7]
     rank = int(r[1:])
+    multiplier = int(g[1:]) if g.startswith("m") else 1
+    g = "g1" if g.startswith("m") else g
     c_in, c_out = (int(v) for v in c[1:].split("-"))
     if rank == 0:
         return Problem(op=op, rank=0, dtype=dtype, batch=int(n[1:]), in_channels=c_in,
@@ -220,4 +257,5 @@ def problem_from_key(key: str) -> Problem:
     pads = tuple(tuple(int(v) for v in pair.split(":")) for pair in p[1:].split("x"))
     return Problem(op=op, rank=rank, dtype=dtype, batch=int(n[1:]), in_channels=c_in, out_channels=c_out,
                    groups=int(g[1:]), device=device, layout=names[layout_name][0], spatial=ints(s, "s"),
-                   kernel=ints(k, "k"), strides=ints(st, "st"), dilation=ints(d, "d"), pads=pads)
+                   kernel=ints(k, "k"), strides=ints(st, "st"), dilation=ints(d, "d"), pads=pads,
+                   multiplier=multiplier)

@@ -2,7 +2,8 @@
 
 A `Family` describes a class of Problems that some kernels serve: any convolution, a 1x1 one, a
 3x3 stride-1 one (Winograd), a depthwise one, and the same with out_channels in whole vectors
-(`simd.lanes`: 16 float32 / 8 float64 lanes on AVX-512) for the register-tiled kernels.
+(`simd.lanes`: 16 float32 / 8 float64 lanes on AVX-512) for the register-tiled kernels; for
+op "separable", any one and the fused kernel's (multiplier 1, channels in whole vectors).
 `FAMILIES[op]` lists an op's families; `IMPL_FAMILIES` names the ones each known impl is drawn
 from. `problems_for(impl)` draws from those (an impl not named there: from all of its op's
 families) and keeps what `impl.check` accepts; `test_kernels.py` fails for an impl that accepts
@@ -39,9 +40,10 @@ class Family:
     every axis, "global" takes the input's extent. `groups`: "any", "one", "one_wide" (one group,
     whole vectors of input channels), "grouped" (2 or 3), "grouped_first" (2-3 of 2-8 channels),
     "grouped_lanes" (4 outputs a group; `vectors`), "depthwise" (channel multiplier 1-3) or
-    "depthwise1" (multiplier 1). `vectors`: out_channels are 1-4 whole vectors of the drawn dtype
-    (else ragged counts); the last output extent then comes from WIDE. `layouts`: the data formats
-    drawn (channels_first only for the NCHW kernels)."""
+    "depthwise1" (multiplier 1); for separable, "separable" (multiplier 1-3) or "separable1"
+    (multiplier 1, whole vectors of input channels). `vectors`: out_channels are 1-4 whole vectors
+    of the drawn dtype (else ragged counts); the last output extent then comes from WIDE.
+    `layouts`: the data formats drawn (channels_first only for the NCHW kernels)."""
     name: str
     ranks: tuple = (1, 2, 3)
     kernel: int | str | None = None
@@ -81,6 +83,12 @@ FAMILIES: dict[str, tuple[Family, ...]] = {
     ),
     "local": (Family("local", kmax=(3, 3, 3), strides=2, dilation=1, groups="one"),),
     "dense": (Family("dense", ranks=(0,)), Family("dense_wide", ranks=(0,))),
+    # separable: groups "separable" draws the depth multiplier 1-3 and ragged channels;
+    # "separable1" multiplier 1 and whole vectors of in and out channels (the fused kernel)
+    "separable": (
+        Family("separable", ranks=(1, 2), groups="separable"),
+        Family("separable_vectors", ranks=(1, 2), groups="separable1", vectors=True),
+    ),
 }
 FAMILIES["avgpool"] = FAMILIES["maxpool"]
 _BY_NAME = {f.name: f for fams in FAMILIES.values() for f in fams}
@@ -109,6 +117,7 @@ IMPL_FAMILIES: dict[str, tuple[str, ...]] = {
     "grouped_tiled": ("grouped_lanes",),
     "nchw_grouped": ("grouped_first",),
     "conv3d_via_winograd": ("conv3d_3x3x3_vectors",),
+    "separable_fused": ("separable_vectors",),
     "maxpool_global": ("pool_global",),
     "avgpool_global": ("pool_global",),
 }
@@ -140,6 +149,11 @@ def _extent(draw, op, padding, o, k, s, d):
 def _channels(draw, fam: Family, dtype):
     """(in_channels, out_channels, groups) for conv and local."""
     lane = lanes(dtype)
+    if fam.groups == "separable1":           # (in, out, multiplier): whole vectors, multiplier 1
+        # (4 vectors of filters draw both tile shapes; fewer kinds, fewer compiles)
+        return lane * draw(st.sampled_from([1, 2])), lane * draw(st.sampled_from([1, 4])), 1
+    if fam.groups == "separable":
+        return draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.sampled_from([1, 1, 2, 3]))
     if fam.vectors:
         f = lane * draw(st.sampled_from([1, 1, 2, 2, 3, 4]))
         if fam.groups == "depthwise1":
@@ -217,9 +231,12 @@ def problems(draw, op: str, family: Family | None = None) -> Problem:
         c, f, g = draw(st.integers(1, 4)), draw(st.integers(1, 5)), 1
     else:
         c, f, g = _channels(draw, fam, dtype)
+    m = 1
+    if op == "separable":
+        g, m = 1, g
     return Problem(op=op, rank=rank, batch=batch, in_channels=c, out_channels=f, spatial=tuple(spatial),
                    kernel=kernel, strides=strides, dilation=dilation, pads=tuple(pads), groups=g,
-                   layout=layout, dtype=dtype)
+                   layout=layout, dtype=dtype, multiplier=m)
 
 
 def candidate_problems(impl) -> st.SearchStrategy[Problem]:
@@ -237,6 +254,8 @@ def family_of(p: Problem) -> str:
     if p.rank == 0:
         return "dense"
     parts = [f"r{p.rank}", p.layout_name, p.dtype]
+    if p.op == "separable":
+        parts.append(f"separable m{p.multiplier}")
     if p.op == "conv" and p.groups == p.in_channels > 1:
         parts.append(f"depthwise m{p.out_channels // p.in_channels}")
     elif p.op == "conv" and p.groups > 1:
@@ -253,9 +272,7 @@ def family_of(p: Problem) -> str:
 def make_arrays(p: Problem, seed: int) -> list[np.ndarray]:
     """The call's arrays, (x,) for pooling else (x, w, b): uniform in [-1, 1], never zeros."""
     rng = np.random.default_rng(seed)
-    shapes = [p.input_shape] if p.op in ("maxpool", "avgpool") else [p.input_shape, p.weight_shape,
-                                                                      p.bias_shape]
-    return [rng.uniform(-1.0, 1.0, s).astype(p.dtype) for s in shapes]
+    return [rng.uniform(-1.0, 1.0, s).astype(p.dtype) for s in p.arg_shapes]
 
 
 def conv2d(c, f, hw, k, s=1, pad="same", groups=1, layout="channels_last", n=2, dtype="float32"):
@@ -316,5 +333,8 @@ CATALOGUE = {
     "local2d_valid": nd("local", 2, 3, 5, (6, 7), 3, 2, "valid"),
     "local2d_nchw": nd("local", 2, 2, 3, (5, 5), 2, 1, "same", layout="channels_first"),
     "dense": Problem(op="dense", rank=0, batch=4, in_channels=16, out_channels=10),
+    "separable_3x3": nd("separable", 2, 16, 16, (5, 8), 3, 1, "same"),
+    "separable_m2_nchw": nd("separable", 2, 3, 5, (6, 5), 3, 2, "same", layout="channels_first").with_(
+        multiplier=2),
     "dense_batch1_wide": Problem(op="dense", rank=0, batch=1, in_channels=7, out_channels=300),
 }

@@ -37,10 +37,20 @@ from strategies import (
 )
 
 import nbconv.impls  # noqa: F401  (registers the kernels)
-from nbconv import reference
+from nbconv import ops, reference
 from nbconv.spec import Problem
 
 F64_TOL = 1e-10
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _nested_calls_by_priority():
+    """A kernel that calls nbconv.ops itself (separable_unfused's two convs) gets those decided
+    by priority here, not measured: this file checks results (the tuner has its own tests)."""
+    with ops.tuning(mode="off"):
+        yield
+
+
 # CPU kernels: the CUDA ones (registered only where CUDA runs) are tested by tests/test_cuda.py
 IMPLS = [pytest.param(op, impl.name, id=f"{op}/{impl.name}") for op in registry.ops()
          for impl in registry.impls(op) if not impl.name.endswith("_cuda")]

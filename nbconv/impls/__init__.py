@@ -34,6 +34,9 @@ from . import nchw_pointwise as nchw_pointwise  # noqa: E402
 from . import nchw_tiled as nchw_tiled  # noqa: E402
 from . import pool_direct as pool_direct  # noqa: E402
 
+# issue 13: separable (depthwise then 1x1) as one op: fused, the two tuned convs, the direct pair
+from . import separable as separable  # noqa: E402
+
 
 def _cpu_only(applies):
     def check(p):

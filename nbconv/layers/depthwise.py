@@ -1,13 +1,15 @@
-"""DepthwiseConv1D/2D and SeparableConv1D/2D (Keras 3 arguments), as grouped convs through `ops.conv`.
+"""DepthwiseConv1D/2D and SeparableConv1D/2D (Keras 3 arguments), through `nbconv.ops`.
 
 Depthwise is a conv with groups == C_in whose output channel c*M + m is input channel c times
-multiplier m; separable is that depthwise step (without bias) followed by a 1x1 conv.
+multiplier m; separable is that depthwise step (without bias) followed by a 1x1 conv, run as one
+op ("separable") whose candidates fuse the two or run them as two tuned convs.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import knobs, ops
+from ..spec import make_problem, separable_steps
 from . import device
 from .args import positive_int
 from .base import WeightView
@@ -95,26 +97,33 @@ class BaseSeparableConv(ConvLayer):
                  self.pointwise_initializer)]
 
     def _prepare_kernels(self):
-        self._depthwise = _as_grouped(self._weight("depthwise_kernel"))
-        self._depthwise_bias = np.zeros(self._depthwise.shape[-1], self._np_dtype)  # that step has none
+        self._depthwise_kernel = self._weight("depthwise_kernel")      # the separable op's, (*k, C, M)
         self._kernel = self._weight("pointwise_kernel")
+        # the depthwise conv's (the CUDA path's): (*k, 1, C*M) and a zero bias
+        self._depthwise = _as_grouped(self._depthwise_kernel)
+        self._depthwise_bias = np.zeros(self._depthwise.shape[-1], self._np_dtype)
 
     def _make_problem(self, shape):
-        c = self._split(shape)[1]
-        depthwise = self._conv_problem(shape, out_channels=c * self.depth_multiplier, groups=c)
-        ones = (1,) * self.rank
-        pointwise = self._conv_problem(depthwise.output_shape, kernel=ones, strides=ones, dilation=ones,
-                                       padding="valid", out_channels=self.filters)
-        return depthwise, pointwise
+        """(the separable Problem, its depthwise and pointwise conv Problems)."""
+        p = make_problem("separable", shape, rank=self.rank, kernel=self.kernel_size, strides=self.strides,
+                         dilation=self.dilation_rate, padding=self.padding, layout=self.data_format,
+                         dtype=self.dtype, device=knobs.device(), out_channels=self.filters,
+                         multiplier=self.depth_multiplier)
+        return (p, *separable_steps(p))
+
+    def _separable(self, x, pointwise, bias):
+        """The separable conv of x (before the activation), with these pointwise weights: one op,
+        whose candidates include the fused kernel and the two tuned convs."""
+        p = self._problem(x.shape)[0]
+        return ops.run("separable", p, x, self._depthwise_kernel, pointwise, bias)
 
     def call(self, x):
-        depthwise, pointwise = self._problem(x.shape)
-        mid = ops.conv(x, self._depthwise, self._depthwise_bias, depthwise)
-        return self.activation(ops.conv(mid, self._kernel, self._bias, pointwise))
+        return self.activation(self._separable(x, self._kernel, self._bias))
 
     def _on_device(self, x, shape):
-        depthwise, pointwise = device.problem(self._problem(shape))
-        mid = ops.conv(x, self._depthwise, self._depthwise_bias, depthwise)   # stays on the device
+        # no CUDA separable kernel: the two convs, the intermediate staying on the device
+        _, depthwise, pointwise = device.problem(self._problem(shape))
+        mid = ops.conv(x, self._depthwise, self._depthwise_bias, depthwise)
         return ops.conv(mid, self._kernel, self._bias, pointwise)
 
     def get_config(self):

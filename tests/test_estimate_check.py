@@ -8,7 +8,7 @@ import pytest
 from nbconv.tuner import Registry
 from nbconv.tuner.registry import process_timer
 from test_costmodel import write_lists
-from test_tuner import QUICK, X, FakeProblem, fake, make_tuner
+from test_tuner import QUICK, FakeProblem, X, fake, make_tuner
 
 
 def test_process_timer_counts_cpu_time_not_sleep():
